@@ -1,0 +1,63 @@
+"""``python -m densenet_tutorial COMMAND``: a thin face over the package.
+
+Each command parses its options and calls one function of the package; no logic lives here.
+Errors the user can fix (a missing folder, a bad growth rate, no network) are printed as
+one clear message, without a traceback, and the command exits with status 2.
+"""
+
+import argparse
+import sys
+
+
+def _blocks(text):
+    try:
+        return tuple(int(n) for n in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--blocks wants numbers like 6,12,32,32, not {text!r}")
+
+
+def add_model_options(parser):
+    """The architecture knobs shared by every command that builds a DenseNet."""
+    parser.add_argument("--blocks", type=_blocks, default=(6, 12, 32, 32),
+                        help="layers per dense block (default 6,12,32,32: DenseNet-169)")
+    parser.add_argument("--growth-rate", type=int, default=32, help="k (default 32)")
+    parser.add_argument("--compression", type=float, default=0.5, help="theta (default 0.5)")
+    parser.add_argument("--image-size", type=int, default=224, help="side in pixels (224)")
+    parser.add_argument("--memory-efficient", action="store_true",
+                        help="recompute concat+BN+ReLU+1x1 conv in the backward pass")
+
+
+def cmd_summary(args):
+    """Build a DenseNet and print its stages and parameter count."""
+    from densenet_tutorial.model import build_densenet, format_architecture
+
+    model = build_densenet(
+        blocks=args.blocks, growth_rate=args.growth_rate, compression=args.compression,
+        input_shape=(args.image_size, args.image_size, 3), memory_efficient=args.memory_efficient,
+    )  # fmt: skip
+    print(f"{model.name}: growth rate {args.growth_rate}, compression {args.compression}, "
+          f"{args.image_size}x{args.image_size} RGB input")
+    print(format_architecture(model))
+    print(f"Parameters: {model.count_params():,}")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m densenet_tutorial", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    summary = commands.add_parser("summary", help="build a DenseNet and print its stages")
+    add_model_options(summary)
+    summary.set_defaults(func=cmd_summary)
+
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        # Problems the user can fix: one clear line, no traceback from inside a library.
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
