@@ -193,7 +193,9 @@ def validate_config(
         isinstance(compression, (int, float)) and 0 < compression <= 1,
         "compression", compression, "a number in (0, 1] (theta; 0.5 in DenseNet-BC)",
     )  # fmt: skip
-    check(positive_int(bottleneck_width), "bottleneck_width", bottleneck_width, "a whole number >= 1")
+    check(
+        positive_int(bottleneck_width), "bottleneck_width", bottleneck_width, "a whole number >= 1"
+    )
     check(positive_int(stem_channels), "stem_channels", stem_channels, "a whole number >= 1")
     check(positive_int(num_classes), "num_classes", num_classes, "a whole number >= 1")
     check(pooling in POOLINGS, "pooling", pooling, f"one of {sorted(POOLINGS)}")
@@ -209,14 +211,21 @@ def validate_config(
             channels >= 1, "compression", compression,
             "a value that leaves each transition at least one channel",
         )  # fmt: skip
+    smallest = smallest_input_size(len(blocks))
     for side in input_shape[:2]:
-        if side is not None:
-            smallest = 2 ** (len(blocks) + 1)
-            check(
-                spatial_sizes(side, len(blocks))[-1] >= 1, "input_shape", input_shape,
-                f"images of at least {smallest}x{smallest} pixels for {len(blocks)} blocks "
-                f"(the stem and each transition halve the size)",
-            )  # fmt: skip
+        check(
+            side is None or side >= smallest, "input_shape", input_shape,
+            f"images of at least {smallest}x{smallest} pixels for {len(blocks)} dense blocks "
+            "(the stem and each transition halve the size)",
+        )  # fmt: skip
+
+
+def smallest_input_size(num_blocks):
+    """The smallest side that leaves at least one pixel after the last transition."""
+    size = 1
+    while spatial_sizes(size, num_blocks)[-1] < 1:
+        size += 1
+    return size
 
 
 def _preset(blocks, depth_name):
