@@ -41,6 +41,26 @@ def cmd_summary(args):
     print(f"Parameters: {model.count_params():,}")
 
 
+def cmd_prepare(args):
+    """Download (or take --source), check every image, split 17,000/4,000/4,000."""
+    from densenet_tutorial.data import prepare
+
+    split_dir = prepare(
+        source=args.source, handle=args.handle, out=args.out, seed=args.seed,
+        val_per_class=args.val_per_class, test_per_class=args.test_per_class,
+    )  # fmt: skip
+    print(f"Split written to {split_dir}")
+
+
+def cmd_synth(args):
+    """Write a generated, learnable cats-vs-dogs set in one of the Kaggle layouts."""
+    from densenet_tutorial.data import synthesize
+
+    files = synthesize(args.out, args.per_class, layout=args.layout, broken=args.broken,
+                       seed=args.seed)  # fmt: skip
+    print(f"Wrote {len(files):,} files to {args.out} ({args.layout} layout)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m densenet_tutorial", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -48,6 +68,31 @@ def build_parser():
     summary = commands.add_parser("summary", help="build a DenseNet and print its stages")
     add_model_options(summary)
     summary.set_defaults(func=cmd_summary)
+
+    prepare = commands.add_parser(
+        "prepare", help="download Cats vs Dogs (or use --source), check every image, split it"
+    )
+    prepare.add_argument("--source", help="a folder that already holds the images (no download)")
+    prepare.add_argument(
+        "--handle", help="Kaggle dataset OWNER/SLUG[/versions/N] or the competition dogs-vs-cats "
+        "(default: salader/dogs-vs-cats/versions/1, then biaiscience/dogs-vs-cats/versions/1)",
+    )  # fmt: skip
+    prepare.add_argument("--out", help="output folder (default: data/cats-vs-dogs)")
+    prepare.add_argument("--seed", type=int, default=0, help="split seed (0)")
+    prepare.add_argument("--val-per-class", type=int, default=2000, help="(2000)")
+    prepare.add_argument("--test-per-class", type=int, default=2000, help="(2000)")
+    prepare.set_defaults(func=cmd_prepare)
+
+    synth = commands.add_parser("synth", help="generate a learnable synthetic cats-vs-dogs set")
+    synth.add_argument("--out", required=True, help="folder to write the images to")
+    synth.add_argument("--per-class", type=int, required=True, help="images of each class")
+    synth.add_argument("--layout", default="class-folders",
+                       help="class-folders (default), train-train, flat, petimages or competition: "
+                       "the layouts of the Kaggle handles")  # fmt: skip
+    synth.add_argument("--broken", action="store_true",
+                       help="add broken and unusual files, as in the real downloads")  # fmt: skip
+    synth.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    synth.set_defaults(func=cmd_synth)
 
     return parser
 

@@ -1,0 +1,67 @@
+"""The Cats-vs-Dogs data, one step per module:
+
+1. ``download``: get the images with kagglehub (or use a folder you have);
+2. ``layouts``: find the labelled images, whatever the folder layout;
+3. ``verify``: decode every file once, set aside the broken ones;
+4. ``split``: a stratified, deterministic 17,000 / 4,000 / 4,000 split;
+5. ``pipeline``: a fast ``tf.data`` input pipeline with augmentation.
+
+``prepare`` runs steps 1 to 4 and ``make_dataset`` is step 5; ``synth`` generates a
+learnable stand-in data set for tests and offline demos. Nothing here knows the model.
+
+>>> split_dir = prepare()  # doctest: +SKIP
+>>> train = make_dataset(split_dir, "train", training=True)  # doctest: +SKIP
+"""
+
+from pathlib import Path
+
+from densenet_tutorial.data.benchmark import benchmark_pipeline, benchmark_verification
+from densenet_tutorial.data.download import DEFAULT_HANDLE, download
+from densenet_tutorial.data.layouts import CLASS_NAMES, LAYOUTS, find_images
+from densenet_tutorial.data.split import PARTS, read_split, write_split
+from densenet_tutorial.data.synth import synthesize
+from densenet_tutorial.data.verify import verify_images
+from densenet_tutorial.project import DATA_DIR
+
+DEFAULT_OUT = DATA_DIR / "cats-vs-dogs"
+PIPELINE_NAMES = ("augmentation", "make_dataset")
+
+__all__ = [
+    "CLASS_NAMES", "DEFAULT_HANDLE", "DEFAULT_OUT", "LAYOUTS", "PARTS", "augmentation",
+    "benchmark_pipeline", "benchmark_verification", "make_dataset", "prepare", "read_split",
+    "synthesize",
+]  # fmt: skip
+
+
+def prepare(source=None, handle=None, out=None, seed=0, val_per_class=2000, test_per_class=2000,
+            workers=None, progress=True):  # fmt: skip
+    """Download (or take ``source``), check every image and split: returns ``OUT/splits``.
+
+    ``out`` defaults to ``data/cats-vs-dogs`` in the repository. Writes there
+    ``rejected.csv``, ``checked.csv`` (the verdict cache) and ``splits/``; never writes
+    into ``source``.
+    """
+    out = Path(out).expanduser().resolve() if out else DEFAULT_OUT
+    if source:
+        folder, handle = Path(source), None
+    else:
+        folder, handle = download(handle)
+    root, files = find_images(folder, out)
+    valid = verify_images(root, files, out, workers=workers, progress=progress)
+    return write_split(
+        valid, out, root, seed=seed, val_per_class=val_per_class, test_per_class=test_per_class,
+        handle=handle, rejected=len(files) - len(valid),
+    )  # fmt: skip
+
+
+def __getattr__(name):
+    """Import TensorFlow only when the pipeline is used (PEP 562).
+
+    Checking files runs in fresh worker processes that import this package; keeping
+    TensorFlow out of them saves seconds and hundreds of megabytes each.
+    """
+    if name in PIPELINE_NAMES:
+        from densenet_tutorial.data import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
