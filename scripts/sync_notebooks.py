@@ -1,0 +1,191 @@
+"""Keep the notebooks in step with the package: one source of truth for code and addresses.
+
+    python scripts/sync_notebooks.py            # rewrite whatever is out of date
+    python scripts/sync_notebooks.py --check    # change nothing; exit 1 naming each difference
+
+What it writes, and where from:
+
+- the cell tagged ``colab-badge``: an "Open in Colab" badge pointing at the notebook's own
+  path, and every other Colab address in the notebooks' text and in README.md, from the one
+  setting ``densenet_tutorial.project.REPOSITORY`` / ``BRANCH``;
+- the cell tagged ``setup`` (the first code cell): clone and install on Colab, then
+  ``densenet_tutorial.colab.setup()``, with the same address;
+- every cell tagged ``source:MODULE.NAME`` (for example
+  ``source:densenet_tutorial.model.composite_function``): the source code of that function,
+  exactly as it is written in the package. The notebook runs that cell, so
+  a learner reads, and runs, the code the package runs and the tests check; on GitHub,
+  where outputs are not shown, the code is still there to read;
+- outputs, execution counts and run metadata removed, so notebooks are stored clean.
+
+The tests run ``--check``: editing a building block in the package without running this
+script, or editing a copied cell by hand, fails CI.
+"""
+
+import argparse
+import ast
+import copy
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+from densenet_tutorial.project import BRANCH, REPOSITORY, ROOT
+
+NOTEBOOKS_DIR = ROOT / "notebooks"
+README = ROOT / "README.md"
+BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+COLAB_URL = re.compile(
+    r"https://colab\.research\.google\.com/github/[^\s)\"'<>]+?/([\w.-]+\.ipynb)"
+)
+SOURCE_TAG = "source:"
+REQUIRED_TAGS = ("colab-badge", "setup", "parameters")
+
+SETUP_CELL = """\
+# Set-up, written by scripts/sync_notebooks.py from densenet_tutorial/project.py.
+# On Colab: fetch the project and install it. On your own machine: nothing is installed.
+import subprocess
+import sys
+from pathlib import Path
+
+REPOSITORY, BRANCH = "@REPOSITORY@", "@BRANCH@"
+if "google.colab" in sys.modules:
+    checkout = Path("/content") / REPOSITORY.split("/")[-1]
+    if not checkout.exists():
+        url = f"https://github.com/{REPOSITORY}"
+        subprocess.run(["git", "clone", "--depth=1", "-b", BRANCH, url, checkout], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", checkout], check=True)
+    if str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))  # a running kernel does not see a fresh editable install
+
+from densenet_tutorial import colab
+
+colab.setup()"""
+
+
+def colab_url(notebook_name):
+    """Where Colab opens ``notebooks/NAME.ipynb`` of the published repository."""
+    return (
+        f"https://colab.research.google.com/github/{REPOSITORY}/blob/{BRANCH}"
+        f"/notebooks/{notebook_name}"
+    )
+
+
+def colab_badge(notebook_name):
+    return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(notebook_name)})"
+
+
+def setup_cell():
+    return SETUP_CELL.replace("@REPOSITORY@", REPOSITORY).replace("@BRANCH@", BRANCH)
+
+
+def function_source(dotted_name):
+    """The source code of ``module.function``, read from the package's file as written.
+
+    Parsed rather than imported (the same text as ``inspect.getsource``), so that checking
+    the notebooks does not start TensorFlow.
+    """
+    module_name, name = dotted_name.rsplit(".", 1)
+    path = Path(importlib.util.find_spec(module_name).origin)
+    text = path.read_text(encoding="utf-8")
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name:
+            first = min([node.lineno] + [decorator.lineno for decorator in node.decorator_list])
+            return "\n".join(text.splitlines()[first - 1 : node.end_lineno])
+    raise ValueError(f"cell tag source:{dotted_name}: {path} defines no function {name}")
+
+
+def with_current_colab_urls(text):
+    """Point every Colab address in ``text`` at the current REPOSITORY and BRANCH."""
+    return COLAB_URL.sub(lambda match: colab_url(match.group(1)), text)
+
+
+def synced_cell(cell, notebook_name):
+    """The cell as it should be stored: generated text where tagged, no outputs."""
+    cell = copy.deepcopy(cell)
+    tags = cell.metadata.get("tags", [])
+    sources = [tag[len(SOURCE_TAG) :] for tag in tags if tag.startswith(SOURCE_TAG)]
+    if "colab-badge" in tags:
+        cell.source = colab_badge(notebook_name)
+    elif "setup" in tags:
+        cell.source = setup_cell()
+    elif sources:
+        cell.source = "\n\n\n".join(function_source(name) for name in sources)
+    elif cell.cell_type == "markdown":
+        cell.source = with_current_colab_urls(cell.source)
+    if cell.cell_type == "code":
+        cell.outputs = []
+        cell.execution_count = None
+    cell.metadata = {"tags": tags} if tags else {}
+    return cell
+
+
+def synced_notebook(notebook, notebook_name):
+    """A copy of ``notebook`` as it should be stored in the repository."""
+    tags = {tag for cell in notebook.cells for tag in cell.metadata.get("tags", [])}
+    missing = [tag for tag in REQUIRED_TAGS if tag not in tags]
+    if missing:
+        raise ValueError(f"{notebook_name} has no cell tagged {', '.join(missing)}")
+    synced = copy.deepcopy(notebook)
+    synced.cells = [synced_cell(cell, notebook_name) for cell in notebook.cells]
+    synced.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    return synced
+
+
+def differences(old, new):
+    """Human-readable reasons why notebook ``old`` is not stored as ``new``."""
+    if len(old.cells) != len(new.cells):
+        return ["the number of cells changed"]
+    found = []
+    for index, (a, b) in enumerate(zip(old.cells, new.cells, strict=True)):
+        label = f"cell {index} ({', '.join(a.metadata.get('tags', [])) or a.cell_type})"
+        if a.source != b.source:
+            found.append(f"{label}: text differs from what the package generates")
+        if a.get("outputs") or a.get("execution_count"):
+            found.append(f"{label}: outputs or execution count not stripped")
+        if a.metadata != b.metadata:
+            found.append(f"{label}: metadata other than tags")
+    if old.metadata != new.metadata:
+        found.append("notebook metadata other than the kernel")
+    return found or ["JSON layout (run the script to rewrite it)"]
+
+
+def sync(path, check):
+    """Sync one file (a notebook, or a Markdown file with Colab links); return its problems."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".ipynb":
+        notebook = nbformat.reads(text, as_version=4)
+        synced = synced_notebook(notebook, path.name)
+        new_text = nbformat.writes(synced) + "\n"
+        reasons = differences(notebook, synced) if new_text != text else []
+    else:
+        new_text = with_current_colab_urls(text)
+        reasons = ["a Colab address points elsewhere"] if new_text != text else []
+    if reasons and not check:
+        path.write_text(new_text, encoding="utf-8")
+    return [f"{path.name}: {reason}" for reason in reasons]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="change nothing, exit 1 if stale")
+    parser.add_argument(
+        "paths", nargs="*", type=Path, help="notebooks or Markdown files (default: all, README)"
+    )
+    args = parser.parse_args(argv)
+    paths = args.paths or [*sorted(NOTEBOOKS_DIR.glob("*.ipynb")), README]
+    problems = [problem for path in paths for problem in sync(path, args.check)]
+    for problem in problems:
+        print(("out of sync: " if args.check else "rewrote: ") + problem)
+    if args.check and problems:
+        print("Run `python scripts/sync_notebooks.py` and commit the result.", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

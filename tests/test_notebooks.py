@@ -1,0 +1,119 @@
+"""The notebooks: in step with the package, stored clean, and running top to bottom.
+
+The last test executes every notebook with papermill in quick mode (generated images,
+small sizes), in order, into a temporary folder, exactly as ``python -m densenet_tutorial
+demo`` does; any error in any cell fails it.
+"""
+
+import ast
+import importlib.util
+import inspect
+import shutil
+
+import nbformat
+import pytest
+
+from densenet_tutorial import demo, model
+from densenet_tutorial.project import BRANCH, REPOSITORY, ROOT
+
+SYNC_SCRIPT = ROOT / "scripts" / "sync_notebooks.py"
+NOTEBOOKS = demo.notebook_paths()
+MODEL_KNOBS = {"QUICK", "GROWTH_RATE", "BLOCKS", "IMAGE_SIZE"}
+TRAINING_KNOBS = MODEL_KNOBS | {"BATCH_SIZE", "EPOCHS"}
+
+
+def load_sync_script():
+    spec = importlib.util.spec_from_file_location("sync_notebooks", SYNC_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SYNC = load_sync_script()
+
+
+def tagged(notebook, tag):
+    return [cell for cell in notebook.cells if tag in cell.metadata.get("tags", [])]
+
+
+def parameter_defaults(notebook):
+    """Names and literal values assigned in the cell tagged ``parameters``."""
+    (cell,) = tagged(notebook, "parameters")
+    tree = ast.parse(cell.source)
+    return {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+    }
+
+
+def test_notebooks_are_in_sync_with_the_package(capsys):
+    assert SYNC.main(["--check"]) == 0, capsys.readouterr().out
+
+
+def test_check_catches_a_hand_edited_source_cell_and_sync_repairs_it(tmp_path, capsys):
+    notebook_path = tmp_path / "02_densenet_from_scratch.ipynb"
+    shutil.copy(ROOT / "notebooks" / notebook_path.name, notebook_path)
+    notebook = nbformat.read(notebook_path, as_version=4)
+    tag = "source:densenet_tutorial.model.composite_function"
+    (cell,) = tagged(notebook, tag)
+    cell.source = cell.source.replace("epsilon=BN_EPSILON", "epsilon=1e-3")
+    cell.outputs = [nbformat.v4.new_output("stream", text="stale output")]
+    nbformat.write(notebook, notebook_path)
+
+    assert SYNC.main(["--check", str(notebook_path)]) == 1
+    report = capsys.readouterr().out
+    assert tag in report and "outputs" in report
+
+    assert SYNC.main([str(notebook_path)]) == 0
+    assert SYNC.main(["--check", str(notebook_path)]) == 0
+    (cell,) = tagged(nbformat.read(notebook_path, as_version=4), tag)
+    assert cell.source == inspect.getsource(model.composite_function).rstrip("\n")
+    assert cell.outputs == []
+
+
+def test_colab_addresses_follow_the_one_setting():
+    colab = "https://colab.research.google.com/github"
+    text = f"[03]({colab}/someone/fork/blob/dev/notebooks/03_train.ipynb)"
+    expected = f"[03]({colab}/{REPOSITORY}/blob/{BRANCH}/notebooks/03_train.ipynb)"
+    assert SYNC.with_current_colab_urls(text) == expected
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_stored_without_outputs_or_execution_counts(path):
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_badge_set_up_and_parameters(path):
+    notebook = nbformat.read(path, as_version=4)
+    first_code = next(cell for cell in notebook.cells if cell.cell_type == "code")
+    assert "setup" in first_code.metadata.get("tags", [])
+    assert "colab.setup()" in first_code.source
+    (badge,) = tagged(notebook, "colab-badge")
+    assert badge.source.endswith(f"/{REPOSITORY}/blob/{BRANCH}/notebooks/{path.name})")
+    defaults = parameter_defaults(notebook)
+    assert defaults["QUICK"] is False  # the real run is the default; CI injects QUICK=True
+    if path.name.startswith(("03", "05")):
+        assert defaults.keys() >= TRAINING_KNOBS
+    elif not path.name.startswith("01"):
+        assert defaults.keys() >= MODEL_KNOBS
+
+
+@pytest.fixture(scope="module")
+def quick_run_dir(tmp_path_factory):
+    """One folder shared by the notebooks of one run, so later ones find earlier products."""
+    return tmp_path_factory.mktemp("notebooks")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_runs_top_to_bottom_in_quick_mode(path, quick_run_dir):
+    parameters = demo.quick_parameters(quick_run_dir / "runs", quick_run_dir / "data")
+    executed = demo.run_notebook(path, quick_run_dir, parameters)
+    figures = demo.save_figures(executed, quick_run_dir / "figures")
+    assert figures, "every notebook shows at least one figure"
+    assert all(figure.read_bytes().startswith(b"\x89PNG") for figure in figures)
