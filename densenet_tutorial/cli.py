@@ -12,28 +12,19 @@ import sys
 def _blocks(text):
     try:
         return tuple(int(n) for n in text.split(","))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(
-            f"--blocks wants numbers like 6,12,32,32, not {text!r}"
-        ) from error
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--blocks wants numbers like 6,12,32,32, not {text!r}")
 
 
 def add_model_options(parser):
     """The architecture knobs shared by every command that builds a DenseNet."""
-    parser.add_argument(
-        "--blocks",
-        type=_blocks,
-        default=(6, 12, 32, 32),
-        help="layers per dense block (default 6,12,32,32: DenseNet-169)",
-    )
+    parser.add_argument("--blocks", type=_blocks, default=(6, 12, 32, 32),
+                        help="layers per dense block (default 6,12,32,32: DenseNet-169)")
     parser.add_argument("--growth-rate", type=int, default=32, help="k (default 32)")
     parser.add_argument("--compression", type=float, default=0.5, help="theta (default 0.5)")
     parser.add_argument("--image-size", type=int, default=224, help="side in pixels (224)")
-    parser.add_argument(
-        "--memory-efficient",
-        action="store_true",
-        help="recompute concat+BN+ReLU+1x1 conv in the backward pass",
-    )
+    parser.add_argument("--memory-efficient", action="store_true",
+                        help="recompute concat+BN+ReLU+1x1 conv in the backward pass")
 
 
 def cmd_summary(args):
@@ -44,10 +35,8 @@ def cmd_summary(args):
         blocks=args.blocks, growth_rate=args.growth_rate, compression=args.compression,
         input_shape=(args.image_size, args.image_size, 3), memory_efficient=args.memory_efficient,
     )  # fmt: skip
-    print(
-        f"{model.name}: growth rate {args.growth_rate}, compression {args.compression}, "
-        f"{args.image_size}x{args.image_size} RGB input"
-    )
+    print(f"{model.name}: growth rate {args.growth_rate}, compression {args.compression}, "
+          f"{args.image_size}x{args.image_size} RGB input")
     print(format_architecture(model))
     print(f"Parameters: {model.count_params():,}")
 
@@ -57,31 +46,6 @@ def cmd_demo(args):
     from densenet_tutorial.demo import demo
 
     demo(out_dir=args.out)
-
-
-def cmd_explain(args):
-    """Write Grad-CAM overlays of image files as PNG files."""
-    from densenet_tutorial.visualize import explain
-
-    for row in explain(args.model, args.images, args.out, args.layer, args.target, args.alpha):
-        print(f"{row['image']}: {row['predicted']} ({row['probability']:.2f}) -> {row['overlay']}")
-
-
-def cmd_bench(args):
-    """Measure speed and memory against the references; print the table, save it as JSON."""
-    import json
-
-    from densenet_tutorial.bench import format_table, run_bench
-
-    result = run_bench(
-        parts=args.parts, image_size=args.image_size, batch_size=args.batch_size,
-        steps=args.steps, warmup=args.warmup, blocks=args.blocks, growth_rates=args.growth_rates,
-        pipeline_images=args.pipeline_images,
-    )  # fmt: skip
-    print(format_table(result))
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump(result, file, indent=2)
 
 
 def cmd_prepare(args):
@@ -104,14 +68,8 @@ def cmd_synth(args):
     print(f"Wrote {len(files):,} files to {args.out} ({args.layout} layout)")
 
 
-def _names(text):
-    return tuple(name.strip() for name in text.split(",") if name.strip())
-
-
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m densenet_tutorial", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m densenet_tutorial", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     summary = commands.add_parser("summary", help="build a DenseNet and print its stages")
@@ -123,43 +81,6 @@ def build_parser():
     )
     demo.add_argument("--out", help="folder for the executed notebooks and figures (runs/demo)")
     demo.set_defaults(func=cmd_demo)
-
-    explain = commands.add_parser("explain", help="write Grad-CAM overlays of images as PNG")
-    explain.add_argument("--model", required=True, help="a saved model, e.g. RUN/best.keras")
-    explain.add_argument("--images", required=True, nargs="+", help="image files")
-    explain.add_argument("--out", required=True, help="folder for the PNG overlays")
-    explain.add_argument("--layer", default="relu", help="layer to explain (default: relu)")
-    explain.add_argument(
-        "--target", choices=("cat", "dog"), help="class to explain (default: the predicted one)"
-    )
-    explain.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity (0.4)")
-    explain.set_defaults(func=cmd_explain)
-
-    bench = commands.add_parser(
-        "bench", help="step time, memory and pipeline speed, as ratios to the references"
-    )
-    bench.add_argument("--image-size", type=int, default=128, help="side in pixels (128)")
-    bench.add_argument("--batch-size", type=int, default=32, help="images per step (32)")
-    bench.add_argument("--steps", type=int, default=5, help="timed steps per figure (5)")
-    bench.add_argument("--warmup", type=int, default=2, help="untimed steps first (2)")
-    bench.add_argument(
-        "--parts", type=_names, default=("model", "memory", "precision", "pipeline", "growth"),
-        help="comma-separated: model,memory,precision,pipeline,growth (default: all)",
-    )  # fmt: skip
-    bench.add_argument(
-        "--blocks", type=_blocks, default=(6, 12, 32, 32),
-        help="layers per dense block (default 6,12,32,32: DenseNet-169)",
-    )  # fmt: skip
-    bench.add_argument(
-        "--growth-rates", type=int, nargs="+", default=(12, 24, 32),
-        help="growth rates of the growth part (default: 12 24 32)",
-    )  # fmt: skip
-    bench.add_argument(
-        "--pipeline-images", type=int, default=1000,
-        help="generated 500x375 JPEGs for the pipeline part (1000)",
-    )  # fmt: skip
-    bench.add_argument("--json", help="also write the figures to this JSON file")
-    bench.set_defaults(func=cmd_bench)
 
     prepare = commands.add_parser(
         "prepare", help="download Cats vs Dogs (or use --source), check every image, split it"
