@@ -48,6 +48,14 @@ def cmd_demo(args):
     demo(out_dir=args.out)
 
 
+def cmd_explain(args):
+    """Write Grad-CAM overlays of image files as PNG files."""
+    from densenet_tutorial.visualize import explain
+
+    for row in explain(args.model, args.images, args.out, args.layer, args.target, args.alpha):
+        print(f"{row['image']}: {row['predicted']} ({row['probability']:.2f}) -> {row['overlay']}")
+
+
 def cmd_prepare(args):
     """Download (or take --source), check every image, split 17,000/4,000/4,000."""
     from densenet_tutorial.data import prepare
@@ -81,6 +89,17 @@ def build_parser():
     )
     demo.add_argument("--out", help="folder for the executed notebooks and figures (runs/demo)")
     demo.set_defaults(func=cmd_demo)
+
+    explain = commands.add_parser("explain", help="write Grad-CAM overlays of images as PNG")
+    explain.add_argument("--model", required=True, help="a saved model, e.g. RUN/best.keras")
+    explain.add_argument("--images", required=True, nargs="+", help="image files")
+    explain.add_argument("--out", required=True, help="folder for the PNG overlays")
+    explain.add_argument("--layer", default="relu", help="layer to explain (default: relu)")
+    explain.add_argument(
+        "--target", choices=("cat", "dog"), help="class to explain (default: the predicted one)"
+    )
+    explain.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity (0.4)")
+    explain.set_defaults(func=cmd_explain)
 
     prepare = commands.add_parser(
         "prepare", help="download Cats vs Dogs (or use --source), check every image, split it"
