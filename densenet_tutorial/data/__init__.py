@@ -16,7 +16,7 @@ learnable stand-in data set for tests and offline demos. Nothing here knows the 
 from pathlib import Path
 
 from densenet_tutorial.data.benchmark import benchmark_pipeline, benchmark_verification
-from densenet_tutorial.data.download import DEFAULT_HANDLE, download
+from densenet_tutorial.data.download import DEFAULT_HANDLE, download_dataset
 from densenet_tutorial.data.layouts import CLASS_NAMES, LAYOUTS, find_images
 from densenet_tutorial.data.split import PARTS, read_split, write_split
 from densenet_tutorial.data.synth import synthesize
@@ -45,7 +45,7 @@ def prepare(source=None, handle=None, out=None, seed=0, val_per_class=2000, test
     if source:
         folder, handle = Path(source), None
     else:
-        folder, handle = download(handle)
+        folder, handle = download_dataset(handle)
     root, files = find_images(folder, out)
     valid = verify_images(root, files, out, workers=workers, progress=progress)
     return write_split(

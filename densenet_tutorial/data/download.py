@@ -63,7 +63,7 @@ def explain_failure(handle, error):
     return f"{handle}: {type(error).__name__}: {error}"
 
 
-def download(handle=None):
+def download_dataset(handle=None):
     """``(folder, handle)``: the downloaded images and the handle that gave them.
 
     Without ``handle`` it tries ``DEFAULT_HANDLE`` and then ``FALLBACK_HANDLE``. Raises

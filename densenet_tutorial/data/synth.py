@@ -6,11 +6,13 @@ noisy background and a few shapes, so that the two differ visibly:
 - a "cat" is warm (orange-brown) with round shapes (ellipses);
 - a "dog" is cool (blue-grey) with angular shapes (rotated rectangles).
 
-A small network separates them after an epoch or two, which is what a test of the
-training loop needs. The files are written in any layout of ``LAYOUTS`` (the layouts of
-the Kaggle handles), and ``broken=True`` adds the kinds of files found in the real
-downloads: zero-byte, truncated, non-image, ``Thumbs.db``, corrupt data, and the valid but
-unusual grayscale, CMYK and PNG-inside-``.jpg`` images.
+Shapes are darker or lighter shades of the background's colour, so both the colours of a
+whole image and its shapes tell the classes apart: a small network separates them after an
+epoch or two, which is what a test of the training loop needs. The files are written in
+any layout of ``LAYOUTS`` (the layouts of the Kaggle handles), and ``broken=True`` adds
+the kinds of files found in the real downloads: zero-byte, truncated, non-image,
+``Thumbs.db``, corrupt data, and the valid but unusual grayscale, CMYK and
+PNG-inside-``.jpg`` images.
 """
 
 import contextlib
@@ -39,7 +41,7 @@ def draw_animal(label, rng, size=IMAGE_SIZE):
     for _ in range(rng.integers(2, 5)):
         centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
         axes = (int(rng.integers(width // 10 + 1, width // 3 + 2)),) * 2
-        shade = tuple(float(c) for c in np.clip(255 - colour + rng.normal(0, 30, 3), 0, 255))
+        shade = tuple(float(c) for c in np.clip(colour * rng.uniform(0.4, 1.6), 0, 255))
         if label == "cat":
             axes = (axes[0], int(axes[1] * rng.uniform(0.6, 1.0)))
             cv2.ellipse(image, centre, axes, float(rng.uniform(0, 180)), 0, 360, shade, -1)

@@ -14,8 +14,11 @@ but most of the inverse DCT is skipped (about 4x faster). A file is rejected whe
 
 Grayscale, CMYK and PNG-inside-``.jpg`` files are valid; the pipeline decodes them to RGB.
 Files are checked in parallel worker processes, each catching its own decoder warnings
-(libjpeg writes them to the C-level stderr). Verdicts are cached in ``OUT/checked.csv``
-by path, size and modification time, so a rerun on unchanged files decodes nothing.
+(libjpeg writes them to the C-level stderr). The workers are started fresh ("spawn"), so a
+script that calls ``verify_images`` or ``prepare`` needs the usual
+``if __name__ == "__main__":`` guard (notebooks and ``python -m densenet_tutorial`` do not).
+Verdicts are cached in ``OUT/checked.csv`` by path, size and modification time, so a rerun
+on unchanged files decodes nothing.
 """
 
 import concurrent.futures
