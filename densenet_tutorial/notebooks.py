@@ -1,0 +1,76 @@
+"""What the notebooks share: where each one leaves its products, and how later ones find them.
+
+Notebook 01 leaves the checked, split images under ``data/``; notebook 03 leaves a training
+run under ``runs/``; notebooks 03, 04 and 05 look for them there. Each notebook can still be
+opened on its own: in quick mode a missing product is made on the spot (generated images,
+a short training run: minutes on a CPU); in a real run the error names the notebook to run
+first.
+"""
+
+from pathlib import Path
+
+from densenet_tutorial.data import prepare, synthesize
+from densenet_tutorial.model import depth
+
+QUICK_IMAGES_PER_CLASS = 250  # generated images of each class in quick mode
+QUICK_HELD_OUT_PER_CLASS = 40  # of them for validation, and as many for test (16 % each)
+
+
+def data_folder(data_dir, quick):
+    """``data/cats-vs-dogs`` for the Kaggle images, ``data/synthetic`` for generated ones."""
+    return Path(data_dir) / ("synthetic" if quick else "cats-vs-dogs")
+
+
+def prepare_images(data_dir="data", quick=False):
+    """Notebook 01: get, check and split the images; return the folder that holds ``splits/``.
+
+    Quick mode generates a small learnable stand-in, broken files included (so the check
+    has something to reject), instead of downloading 25,000 photos from Kaggle.
+    """
+    out = data_folder(data_dir, quick)
+    if not quick:
+        prepare(out=out)
+        return out
+    synthesize(out / "images", QUICK_IMAGES_PER_CLASS, broken=True)
+    held_out = QUICK_HELD_OUT_PER_CLASS
+    prepare(source=out / "images", out=out, val_per_class=held_out, test_per_class=held_out)
+    return out
+
+
+def find_images(data_dir="data", quick=False):
+    """The folder notebook 01 prepared; made now in quick mode, else an error naming 01."""
+    out = data_folder(data_dir, quick)
+    if (out / "splits" / "meta.json").exists():
+        return out
+    if quick:
+        return prepare_images(data_dir, quick=True)
+    raise FileNotFoundError(
+        f"No split of the Cats-vs-Dogs images in {out}/splits. Run notebooks/01_data.ipynb "
+        f"first (it downloads and checks the 25,000 images), or set QUICK = True."
+    )
+
+
+def run_folder(runs_dir, blocks, growth_rate, image_size, epochs, quick):
+    """The folder of one training run, named after what sets it apart from the others."""
+    name = f"densenet{depth(blocks)}-k{growth_rate}-{image_size}px-{epochs}ep"
+    return Path(runs_dir) / (name + ("-quick" if quick else ""))
+
+
+def find_model(run, data_dir, quick, **train_options):
+    """``run/best.keras``; trained now in quick mode if missing, else an error naming 03.
+
+    ``train_options`` are those of ``densenet_tutorial.train.train`` (``blocks`` ...), the
+    same as notebook 03 used, so that both find the same run folder.
+    """
+    best = Path(run) / "best.keras"
+    if best.exists():
+        return best
+    if not quick:
+        raise FileNotFoundError(
+            f"No trained model {best}. Run notebooks/03_train.ipynb first with the same "
+            f"parameters (BLOCKS, GROWTH_RATE, IMAGE_SIZE, EPOCHS), or set QUICK = True."
+        )
+    from densenet_tutorial.train import train
+
+    train(find_images(data_dir, quick=True), run, quick=True, verbose=0, **train_options)
+    return best
