@@ -41,45 +41,42 @@ def bottleneck(x, growth_rate, bottleneck_width, name):
     return composite_function(x, width, 1, f"{name}_0_bn", f"{name}_0_relu", f"{name}_1_conv")
 
 
-def bottleneck_layer(x, growth_rate, bottleneck_width, name, memory_efficient=False):
-    """One dense layer (Sec. 3): bottleneck, then BN-ReLU-Conv(3x3) to ``k`` new feature maps.
+def bottleneck_layer(features, growth_rate, bottleneck_width, name, memory_efficient=False):
+    """One dense layer (Sec. 3): the bottleneck, then BN-ReLU-Conv(3x3) to ``k`` new maps.
 
-    ``x`` is the list of all earlier feature maps of the block. They are concatenated
-    (Eq. 2) and fed to the bottleneck; with ``memory_efficient`` the concatenation and
-    the bottleneck are recomputed in the backward pass instead of stored (Pleiss et al.).
-    Returns only the ``growth_rate`` new channels.
+    ``features`` lists all earlier feature maps of the block; they are concatenated
+    (Eq. 2) and fed to the bottleneck. Returns only the ``growth_rate`` new channels.
+    With ``memory_efficient`` the concatenation and the bottleneck are recomputed in the
+    backward pass instead of stored (Pleiss et al., 2017).
     """
     if memory_efficient:
-        y = RecomputedBottleneck(growth_rate, bottleneck_width, name)(x)
+        x = RecomputedBottleneck(growth_rate, bottleneck_width, name)(features)
     else:
-        y = bottleneck(concatenate(x, name), growth_rate, bottleneck_width, name)
-    return composite_function(y, growth_rate, 3, f"{name}_1_bn", f"{name}_1_relu", f"{name}_2_conv")
+        x = bottleneck(concatenate(features, name), growth_rate, bottleneck_width, name)
+    return composite_function(x, growth_rate, 3, f"{name}_1_bn", f"{name}_1_relu", f"{name}_2_conv")
 
 
-def concatenate(features, name):
-    """Eq. 2: ``[x0, x1, ..., x_{l-1}]``, named like the Keras concat that produced it."""
+def concatenate(features, layer_name):
+    """Eq. 2: ``[x0, x1, ..., x_{l-1}]``, the input of dense layer ``layer_name``.
+
+    keras.applications names this concatenation after the layer whose new maps it
+    appended last: the input of ``conv2_block3`` is ``conv2_block2_concat``.
+    """
     if len(features) == 1:
         return features[0]
-    # keras.applications concatenates once per layer: layer i's output is the concat of
-    # layer (i-1)'s input and its new maps, named after layer (i-1).
-    block, index = name.rsplit("_block", 1)
+    block, index = layer_name.rsplit("_block", 1)
     return layers.Concatenate(name=f"{block}_block{int(index) - 1}_concat")(features)
 
 
 def dense_block(x, num_layers, growth_rate, bottleneck_width, name, memory_efficient=False):
-    """A dense block (Sec. 3, Fig. 1): each layer adds ``growth_rate`` channels to the stack."""
+    """A dense block (Sec. 3, Fig. 1): each layer adds ``growth_rate`` maps to the stack."""
     features = [x]
     for i in range(1, num_layers + 1):
         layer_name = f"{name}_block{i}"
         features.append(
             bottleneck_layer(features, growth_rate, bottleneck_width, layer_name, memory_efficient)
         )
-        if not memory_efficient:
-            # Chain the concatenations as keras.applications does, so each is one named layer.
-            features = [layers.Concatenate(name=f"{layer_name}_concat")(features)]
-    if memory_efficient:
-        return layers.Concatenate(name=f"{name}_block{num_layers}_concat")(features)
-    return features[0]
+    return concatenate(features, f"{name}_block{num_layers + 1}")
 
 
 def transition_layer(x, compression, name):
