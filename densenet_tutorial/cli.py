@@ -76,6 +76,27 @@ def cmd_synth(args):
     print(f"Wrote {len(files):,} files to {args.out} ({args.layout} layout)")
 
 
+def cmd_bench(args):
+    """Measure speed and memory against the references; print the table, save it as JSON."""
+    import json
+
+    from densenet_tutorial.bench import format_table, run_bench
+
+    result = run_bench(
+        parts=args.parts, image_size=args.image_size, batch_size=args.batch_size,
+        steps=args.steps, warmup=args.warmup, blocks=args.blocks, growth_rates=args.growth_rates,
+        pipeline_images=args.pipeline_images,
+    )  # fmt: skip
+    print(format_table(result))
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump(result, file, indent=2)
+
+
+def _names(text):
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m densenet_tutorial", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -125,6 +146,32 @@ def build_parser():
                        help="add broken and unusual files, as in the real downloads")  # fmt: skip
     synth.add_argument("--seed", type=int, default=0, help="random seed (0)")
     synth.set_defaults(func=cmd_synth)
+
+    bench = commands.add_parser(
+        "bench", help="step time, memory and pipeline speed, as ratios to the references"
+    )
+    bench.add_argument("--image-size", type=int, default=128, help="side in pixels (128)")
+    bench.add_argument("--batch-size", type=int, default=32, help="images per step (32)")
+    bench.add_argument("--steps", type=int, default=5, help="timed steps per figure (5)")
+    bench.add_argument("--warmup", type=int, default=2, help="untimed steps first (2)")
+    bench.add_argument(
+        "--parts", type=_names, default=("model", "memory", "precision", "pipeline", "growth"),
+        help="comma-separated: model,memory,precision,pipeline,growth (default: all)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--blocks", type=_blocks, default=(6, 12, 32, 32),
+        help="layers per dense block (default 6,12,32,32: DenseNet-169)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--growth-rates", type=int, nargs="+", default=(12, 24, 32),
+        help="growth rates of the growth part (default: 12 24 32)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--pipeline-images", type=int, default=1000,
+        help="generated 500x375 JPEGs for the pipeline part (1000)",
+    )  # fmt: skip
+    bench.add_argument("--json", help="also write the figures to this JSON file")
+    bench.set_defaults(func=cmd_bench)
 
     return parser
 
