@@ -10,7 +10,6 @@
 """
 
 from densenet_tutorial.visualize.cam import (
-    LABEL_NAMES,
     grad_cam,
     grad_cam_plus_plus,
     predictions,
@@ -31,7 +30,6 @@ from densenet_tutorial.visualize.sanity import (
 )
 
 __all__ = [
-    "LABEL_NAMES",
     "cascading_randomization",
     "default_feature_layers",
     "dense_connectivity",

@@ -19,11 +19,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-LABEL_NAMES = ("cat", "dog")  # what a one-logit head's classes 0 and 1 mean here
+from densenet_tutorial.data.layouts import CLASS_NAMES  # ("cat", "dog"): labels 0 and 1
 
 
 def grad_cam(
-    model, images, layer_name="relu", target=None, batch_size=16, label_names=LABEL_NAMES,
+    model, images, layer_name="relu", target=None, batch_size=16, label_names=CLASS_NAMES,
     size=None,
 ):  # fmt: skip
     """Grad-CAM heatmaps, float32 (N, H, W) in [0, 1] at the images' resolution.
@@ -42,7 +42,7 @@ def grad_cam(
 
 
 def grad_cam_plus_plus(
-    model, images, layer_name="relu", target=None, batch_size=16, label_names=LABEL_NAMES,
+    model, images, layer_name="relu", target=None, batch_size=16, label_names=CLASS_NAMES,
     size=None,
 ):  # fmt: skip
     """Grad-CAM++ heatmaps (Chattopadhay et al. 2018, Eq. 19 with the score exp(y)).
@@ -95,7 +95,7 @@ def class_score(logits, classes):
     return tf.gather(logits, classes, axis=1, batch_dims=1)
 
 
-def target_classes(logits, target, label_names=LABEL_NAMES):
+def target_classes(logits, target, label_names=CLASS_NAMES):
     """Class index per image: the prediction (``target=None``), or the given index/name(s)."""
     if target is None:
         return predictions(logits)[0]

@@ -4,7 +4,7 @@ import cv2
 import matplotlib.pyplot as plt
 import numpy as np
 
-from densenet_tutorial.visualize.cam import LABEL_NAMES, predictions
+from densenet_tutorial.visualize.cam import CLASS_NAMES, predictions
 
 
 def overlay(image, heatmap, alpha=0.4, colormap=cv2.COLORMAP_JET):
@@ -24,7 +24,7 @@ def overlay(image, heatmap, alpha=0.4, colormap=cv2.COLORMAP_JET):
 
 
 def plot_gallery(
-    images, labels, logits, heatmaps=None, label_names=LABEL_NAMES, per_side=6, columns=3
+    images, labels, logits, heatmaps=None, label_names=CLASS_NAMES, per_side=6, columns=3
 ):
     """Correct predictions on the left, wrong ones on the right.
 

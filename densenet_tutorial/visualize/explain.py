@@ -8,13 +8,13 @@ import numpy as np
 import tensorflow as tf
 
 from densenet_tutorial.data.pipeline import load_image
-from densenet_tutorial.visualize.cam import LABEL_NAMES, grad_cam, predictions
+from densenet_tutorial.visualize.cam import CLASS_NAMES, grad_cam, predictions
 from densenet_tutorial.visualize.display import overlay
 
 
 def explain(
     model_path, image_paths, out_dir, layer_name="relu", target=None, alpha=0.4,
-    label_names=LABEL_NAMES,
+    label_names=CLASS_NAMES,
 ):  # fmt: skip
     """Write ``<image name>_gradcam.png`` into ``out_dir`` for each image: the Grad-CAM of
     ``target`` (None: the predicted class) drawn on the image as the model sees it.

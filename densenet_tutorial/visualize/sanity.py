@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.stats import spearmanr
 
-from densenet_tutorial.visualize.cam import LABEL_NAMES, copy_in_float32, grad_cam, target_classes
+from densenet_tutorial.visualize.cam import CLASS_NAMES, copy_in_float32, grad_cam, target_classes
 from densenet_tutorial.visualize.display import overlay
 
 
@@ -34,7 +34,7 @@ def randomization_steps(model):
 
 def cascading_randomization(
     model, images, layer_name="relu", target=None, method=grad_cam, seed=None,
-    label_names=LABEL_NAMES,
+    label_names=CLASS_NAMES,
 ):  # fmt: skip
     """Heatmaps and their rank correlation with the original as the weights are randomised.
 
