@@ -93,6 +93,22 @@ def cmd_bench(args):
             json.dump(result, file, indent=2)
 
 
+def cmd_train(args):
+    """Train a DenseNet on a prepared split; evaluate the best model on the test split."""
+    from densenet_tutorial import train
+
+    options = dict(
+        blocks=args.blocks, growth_rate=args.growth_rate, compression=args.compression,
+        image_size=args.image_size, batch_size=args.batch_size, epochs=args.epochs,
+        memory_efficient=args.memory_efficient, seed=args.seed, quick=args.quick,
+        precision=args.precision, deterministic=args.deterministic,
+    )  # fmt: skip
+    # Options not given are left out, so train() applies its recipe (or quick-mode) defaults.
+    given = {name: value for name, value in options.items() if value is not None}
+    metrics = train.train(data_dir=args.data, out_dir=args.out, **given)
+    print(f"Test accuracy {metrics.get('accuracy', float('nan')):.4f}; results in {args.out}")
+
+
 def _names(text):
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
@@ -172,6 +188,26 @@ def build_parser():
     )  # fmt: skip
     bench.add_argument("--json", help="also write the figures to this JSON file")
     bench.set_defaults(func=cmd_bench)
+
+    train = commands.add_parser("train", help="train a DenseNet, evaluate it on the test split")
+    train.add_argument("--data", required=True, help="the folder `prepare` wrote (OUT)")
+    train.add_argument("--out", required=True, help="run folder, e.g. runs/densenet169")
+    add_model_options(train)
+    train.add_argument("--batch-size", type=int, help="images per replica (32)")
+    train.add_argument("--epochs", type=int, help="(40; 5 with --quick)")
+    train.add_argument("--seed", type=int, help="random seed (42)")
+    train.add_argument("--quick", action="store_true",
+                       help="minutes on a CPU: 64 px, blocks 2,4,4,2, growth rate 12, 5 epochs "
+                       "of at most 40 steps, unless given")  # fmt: skip
+    train.add_argument(
+        "--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
+        help="auto (default): float16 on GPUs, bfloat16 on TPUs and bf16 CPUs, else float32",
+    )  # fmt: skip
+    train.add_argument(
+        "--deterministic", action="store_true",
+        help="deterministic TensorFlow ops (slower), for reproducible runs",
+    )  # fmt: skip
+    train.set_defaults(func=cmd_train, blocks=None, growth_rate=None, image_size=None)
 
     return parser
 

@@ -1,0 +1,395 @@
+"""Training: join the DenseNet (``model``) and the input pipeline (``data``) in a run folder.
+
+``train(data_dir, out_dir, ...)`` is what the notebooks call and what
+``python -m densenet_tutorial train`` wraps. One short function per decision:
+
+- ``pick_strategy``: ``TPUStrategy`` on a TPU, ``MirroredStrategy`` on several GPUs, the default
+  strategy otherwise; the global batch is the per-replica batch times the replicas;
+- ``pick_precision``: float16 on GPUs with tensor cores, bfloat16 on TPUs and on CPUs with bfloat16
+  instructions, float32 otherwise (the model computes its logit in float32 anyway);
+- ``learning_rate_schedule``, ``make_optimizer``, ``compile_model``: the recipe (see the README);
+- ``check_run_folder``, ``make_callbacks``: a run folder that resumes after a disconnect and is
+  never overwritten by a different configuration.
+
+The test split is touched once, after training, by ``densenet_tutorial.evaluate``.
+"""
+
+import json
+import os
+import platform
+import sys
+from glob import glob
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from densenet_tutorial import __version__
+from densenet_tutorial.data import make_dataset
+from densenet_tutorial.evaluate import evaluate_run, read_history
+from densenet_tutorial.model import build_densenet
+
+# The recipe: "Bag of Tricks" (He et al., CVPR 2019) applied to the paper's SGD (Sec. 4.2).
+BATCH_SIZE = 32  # images per replica (per GPU/TPU core); a T4 holds 32 at 224 px in float16
+EPOCHS = 40
+LEARNING_RATE = 0.1  # per 256 images: the paper's ImageNet rate, scaled linearly with the batch
+REFERENCE_BATCH = 256  # (Goyal et al. 2017, "linear scaling rule")
+MOMENTUM = 0.9  # Nesterov, as the paper
+WEIGHT_DECAY = 1e-4 / (1 - MOMENTUM)  # decoupled: the paper's L2 1e-4 under momentum 0.9
+WARMUP_FRACTION = 0.05  # linear warm-up over the first 5 % of steps (2 of 40 epochs)
+LABEL_SMOOTHING = 0.1
+NO_WEIGHT_DECAY = ("gamma", "beta", "bias")  # BatchNormalization scale/offset and the Dense bias
+SEED = 42
+
+QUICK = {"blocks": (2, 4, 4, 2), "growth_rate": 12, "image_size": 64, "epochs": 5}
+QUICK_STEPS_PER_EPOCH = 40  # quick mode also caps the training steps of each epoch
+FULL = {"blocks": (6, 12, 32, 32), "growth_rate": 32, "image_size": 224, "epochs": EPOCHS}
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+
+
+def find_tpu():
+    """A TPU cluster resolver on a Colab/Kaggle/Cloud TPU runtime, else ``None``.
+
+    Only asks TensorFlow when the runtime shows signs of a TPU, so CPU and GPU machines never
+    wait for the Cloud TPU metadata service.
+    """
+    import tensorflow as tf
+
+    if "COLAB_TPU_ADDR" in os.environ:  # older Colab TPU runtimes: a TPU node over gRPC
+        tpu = "grpc://" + os.environ["COLAB_TPU_ADDR"]
+    elif "TPU_NAME" in os.environ or glob("/dev/accel*"):  # TPU VMs: the chips are local
+        tpu = os.environ.get("TPU_NAME", "local")
+    else:
+        return None
+    return tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+
+
+def pick_strategy():
+    """``TPUStrategy`` on a TPU, ``MirroredStrategy`` on 2+ GPUs, else the default strategy."""
+    import tensorflow as tf
+
+    resolver = find_tpu()
+    if resolver is not None:
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    if len(tf.config.list_physical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def global_batch_size(strategy, batch_size):
+    """Each replica gets ``batch_size`` images, so one step sees this many."""
+    return batch_size * strategy.num_replicas_in_sync
+
+
+def pick_precision(strategy, precision="auto"):
+    """The Keras dtype policy: ``precision`` itself unless it is ``"auto"``.
+
+    Auto: mixed bfloat16 on TPUs and on CPUs with bfloat16 instructions, mixed float16 on GPUs
+    with tensor cores (compute capability 7.0 or newer), float32 otherwise. Mixed precision
+    keeps the variables in float32 and computes in 16 bits (Micikevicius et al. 2018).
+    """
+    import tensorflow as tf
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not allowed: use one of {PRECISIONS}.")
+    if precision != "auto":
+        return precision
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return "mixed_bfloat16"
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = [tf.config.experimental.get_device_details(gpu) for gpu in gpus]
+        return "mixed_float16" if all(gpu_supports_float16(d) for d in details) else "float32"
+    return "mixed_bfloat16" if cpu_supports_bfloat16() else "float32"
+
+
+def gpu_supports_float16(details):
+    """Tensor cores (Volta, compute capability 7.0, and newer) make float16 fast."""
+    return tuple(details.get("compute_capability", (0, 0))) >= (7, 0)
+
+
+def cpu_supports_bfloat16(cpuinfo="/proc/cpuinfo"):
+    """True if the CPU has bfloat16 instructions (AVX-512 BF16 or AMX), per ``/proc/cpuinfo``."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:  # not Linux
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def learning_rate_schedule(global_batch, steps_per_epoch, epochs):
+    """Linear warm-up from 0 (Goyal et al. 2017), then cosine decay to 0 (Loshchilov & Hutter).
+
+    The peak is ``LEARNING_RATE * global_batch / REFERENCE_BATCH``: 0.0125 for a batch of 32.
+    """
+    total_steps = steps_per_epoch * epochs
+    warmup_steps = max(1, round(WARMUP_FRACTION * total_steps))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        decay_steps=total_steps - warmup_steps,
+        warmup_target=LEARNING_RATE * global_batch / REFERENCE_BATCH,
+        warmup_steps=warmup_steps,
+    )
+
+
+def make_optimizer(learning_rate):
+    """SGD with Nesterov momentum 0.9 and weight decay on the weights of convolutions only.
+
+    Keras applies ``weight_decay`` decoupled (``w -= lr * wd * w`` outside the momentum, Loshchilov
+    & Hutter 2019). The paper's L2 penalty of 1e-4 passes through the momentum, which scales its
+    steady-state effect by 1 / (1 - momentum), so the same shrinkage is ``1e-4 / (1 - 0.9)``.
+    BatchNormalization's scale and offset and the classifier's bias are not decayed ("no bias
+    decay", He et al. 2019): shrinking them only changes the scale the next layer sees.
+    """
+    optimizer = keras.optimizers.SGD(
+        learning_rate, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY
+    )
+    optimizer.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
+    return optimizer
+
+
+def compile_model(model, learning_rate):
+    """Binary cross-entropy on the logit with label smoothing; accuracy and AUC on the logit.
+
+    The model outputs a logit z (no sigmoid), so the class boundary is z = 0, not 0.5.
+    """
+    model.compile(
+        optimizer=make_optimizer(learning_rate),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=LABEL_SMOOTHING),
+        metrics=[
+            keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0),
+            keras.metrics.AUC(name="auc", from_logits=True),
+        ],
+    )
+    return model
+
+
+def resolve_settings(split_dir, quick, **settings):
+    """Every setting of the run, with ``None`` replaced by the recipe or the quick-mode value."""
+    defaults = QUICK if quick else FULL
+    for name, value in defaults.items():
+        if settings.get(name) is None:
+            settings[name] = value
+    settings["blocks"] = [int(n) for n in settings["blocks"]]
+    for name in ("batch_size", "epochs"):
+        value = settings[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name}={value!r} is not allowed: a whole number >= 1.")
+    recipe = {
+        "optimizer": "SGD, Nesterov momentum",
+        "momentum": MOMENTUM,
+        "learning_rate_per_256_images": LEARNING_RATE,
+        "warmup_fraction": WARMUP_FRACTION,
+        "schedule": "linear warm-up from 0, then cosine decay to 0",
+        "weight_decay_decoupled": WEIGHT_DECAY,
+        "no_weight_decay": list(NO_WEIGHT_DECAY),
+        "label_smoothing": LABEL_SMOOTHING,
+        "loss": "binary cross-entropy on the logit",
+        "steps_per_epoch_cap": QUICK_STEPS_PER_EPOCH if quick else None,
+    }
+    return {"split_dir": str(Path(split_dir).resolve()), "quick": quick, **settings, **recipe}
+
+
+def check_run_folder(out_dir, settings):
+    """True to resume the run in ``out_dir``, False to start one; refuse a different config.
+
+    A folder holding a ``config.json`` with the same settings is resumed (``BackupAndRestore``
+    picks up after the last finished epoch); any other non-empty folder is left alone.
+    """
+    config = out_dir / "config.json"
+    if config.exists():
+        saved = json.loads(config.read_text())["settings"]
+        wanted = json.loads(json.dumps(settings))  # tuples -> lists, as they were saved
+        changed = [
+            f"{name}: {saved.get(name)!r} -> {wanted.get(name)!r}"
+            for name in sorted(set(saved) | set(wanted))
+            if saved.get(name) != wanted.get(name)
+        ]
+        if changed:
+            raise ValueError(
+                f"{out_dir} holds a run with a different configuration ({'; '.join(changed)}). "
+                f"Rerun with the same settings to resume it, or choose a new --out folder."
+            )
+        return True
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ValueError(
+            f"{out_dir} is not empty and holds no config.json, so it is not a training run: "
+            f"choose a new --out folder."
+        )
+    return False
+
+
+def environment(strategy, policy):
+    """Library versions and the hardware, for ``config.json``."""
+    import tensorflow as tf
+
+    gpus = [
+        tf.config.experimental.get_device_details(gpu)
+        for gpu in tf.config.list_physical_devices("GPU")
+    ]
+    return {
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "densenet_tutorial": __version__,
+        },
+        "hardware": {
+            "platform": platform.platform(),
+            "cpu": cpu_name(),
+            "cpu_count": os.cpu_count(),
+            "gpus": [
+                {"name": d.get("device_name"), "compute_capability": d.get("compute_capability")}
+                for d in gpus
+            ],
+            "strategy": type(strategy).__name__,
+            "replicas": strategy.num_replicas_in_sync,
+        },
+        "precision": policy,
+        "command": sys.argv,
+    }
+
+
+def cpu_name():
+    """The CPU's model name (``platform.processor()`` is empty on many Linux machines)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def best_so_far(history_csv, monitor="val_accuracy"):
+    """The best ``monitor`` value of the epochs already run (None for a new run)."""
+    if not history_csv.exists():
+        return None
+    values = read_history(history_csv).get(monitor)
+    return float(values.max()) if values is not None and values.size else None
+
+
+def make_callbacks(out_dir):
+    """History, TensorBoard, the best model by validation accuracy, and a backup per epoch.
+
+    The backup comes last, so an epoch counts as done only once the others have recorded it;
+    it is kept after training so that rerunning a finished run trains no further.
+    """
+    return [
+        keras.callbacks.CSVLogger(out_dir / "history.csv", append=True),
+        keras.callbacks.TensorBoard(log_dir=out_dir / "logs"),
+        keras.callbacks.ModelCheckpoint(
+            out_dir / "best.keras",
+            monitor="val_accuracy",
+            mode="max",
+            save_best_only=True,
+            initial_value_threshold=best_so_far(out_dir / "history.csv"),  # survive a resume
+        ),
+        keras.callbacks.BackupAndRestore(out_dir / "backup", delete_checkpoint=False),
+    ]
+
+
+def out_of_memory_message(settings, global_batch):
+    return (
+        f"Out of memory training with {global_batch} images of {settings['image_size']} px per "
+        f"step (batch size {settings['batch_size']} per replica). Try a smaller batch "
+        f"(--batch-size {max(1, settings['batch_size'] // 2)}), --memory-efficient (recompute "
+        f"the dense layers' bottlenecks instead of storing them), or smaller images "
+        f"(--image-size {settings['image_size'] // 2}); in Python, the arguments "
+        f"batch_size, memory_efficient and image_size."
+    )
+
+
+def train(
+    data_dir,
+    out_dir,
+    blocks=None,
+    growth_rate=None,
+    compression=0.5,
+    image_size=None,
+    batch_size=BATCH_SIZE,
+    epochs=None,
+    memory_efficient=False,
+    seed=SEED,
+    quick=False,
+    precision="auto",
+    deterministic=False,
+    callbacks=(),
+    verbose=1,
+):
+    """Train a DenseNet on the split ``prepare`` wrote; return the test metrics.
+
+    ``data_dir`` is ``prepare``'s output folder (or the ``splits`` folder it returns).
+    ``blocks``, ``growth_rate``, ``image_size`` and ``epochs`` left at ``None`` take the recipe's
+    values (DenseNet-169, k = 32, 224 px, 40 epochs) or, with ``quick=True``, small ones (64 px,
+    a 29-layer DenseNet, 5 epochs of at most 40 steps) that run in minutes on a CPU. The run
+    folder ``out_dir`` receives ``config.json``, ``history.csv``, TensorBoard ``logs/``,
+    ``best.keras`` (best validation accuracy), ``backup/``, then ``metrics.json`` and the figures
+    of the test split. Rerunning with the same settings resumes after the last finished epoch.
+    ``callbacks`` are extra Keras callbacks; ``verbose`` is passed to ``Model.fit``.
+    """
+    import tensorflow as tf
+
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    split_dir = data_dir if (data_dir / "train.csv").exists() else data_dir / "splits"
+    if not (split_dir / "train.csv").exists():
+        raise FileNotFoundError(
+            f"No split in {split_dir}: run `python -m densenet_tutorial prepare --out {data_dir}` "
+            f"first, and pass the same folder as --data."
+        )
+    settings = resolve_settings(
+        split_dir, quick, blocks=blocks, growth_rate=growth_rate, compression=compression,
+        image_size=image_size, batch_size=batch_size, epochs=epochs,
+        memory_efficient=memory_efficient, seed=seed, precision=precision,
+        deterministic=deterministic,
+    )  # fmt: skip
+    resume = check_run_folder(out_dir, settings)
+
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = pick_strategy()
+    policy = pick_precision(strategy, precision)
+    global_batch = global_batch_size(strategy, settings["batch_size"])
+    size = settings["image_size"]
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        train_data = make_dataset(split_dir, "train", size, global_batch, training=True, seed=seed)
+        val_data = make_dataset(split_dir, "val", size, global_batch)
+        if quick:
+            train_data = train_data.take(QUICK_STEPS_PER_EPOCH)
+        steps_per_epoch = int(train_data.cardinality())
+        with strategy.scope():
+            model = build_densenet(
+                blocks=settings["blocks"], growth_rate=settings["growth_rate"],
+                compression=compression, input_shape=(size, size, 3),
+                memory_efficient=memory_efficient,
+            )  # fmt: skip
+            schedule = learning_rate_schedule(global_batch, steps_per_epoch, settings["epochs"])
+            compile_model(model, schedule)
+        if not resume:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            run = environment(strategy, policy)
+            run.update(global_batch_size=global_batch, steps_per_epoch=steps_per_epoch)
+            config = {"settings": settings, "run": run}
+            (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=settings["epochs"],
+            callbacks=make_callbacks(out_dir) + list(callbacks),
+            verbose=verbose,
+        )
+        return evaluate_run(out_dir, split_dir, size, global_batch, strategy, verbose=verbose)
+    except tf.errors.ResourceExhaustedError as error:
+        raise RuntimeError(out_of_memory_message(settings, global_batch)) from error
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)

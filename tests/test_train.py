@@ -1,0 +1,366 @@
+"""Training: hardware choices, the recipe, the run folder, scale-out, resume, and a real run.
+
+The slow parts (two subprocesses, one quick-mode training on generated images, one interrupted
+and resumed run) use tiny DenseNets at 32-64 px and stay within about two minutes on 2 CPUs.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from densenet_tutorial import train as training
+from densenet_tutorial.cli import main
+from densenet_tutorial.model import build_densenet
+
+# --- hardware: precision and strategy -------------------------------------------------------
+
+
+def test_cpu_bfloat16_is_read_from_the_cpu_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n")
+    assert training.cpu_supports_bfloat16(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f amx_tile amx_bf16\n")
+    assert training.cpu_supports_bfloat16(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n")
+    assert not training.cpu_supports_bfloat16(cpuinfo)
+    assert not training.cpu_supports_bfloat16(tmp_path / "missing")
+
+
+def test_float16_needs_tensor_cores():
+    assert training.gpu_supports_float16({"compute_capability": (7, 5)})  # T4
+    assert training.gpu_supports_float16({"compute_capability": (8, 0)})  # A100
+    assert not training.gpu_supports_float16({"compute_capability": (6, 0)})  # P100
+    assert not training.gpu_supports_float16({})
+
+
+def test_precision_on_this_machine_and_overrides(monkeypatch):
+    strategy = tf.distribute.get_strategy()
+    monkeypatch.setattr(training, "cpu_supports_bfloat16", lambda: True)
+    assert training.pick_precision(strategy) == "mixed_bfloat16"  # this machine has no GPU
+    monkeypatch.setattr(training, "cpu_supports_bfloat16", lambda: False)
+    assert training.pick_precision(strategy) == "float32"
+    assert training.pick_precision(strategy, "mixed_float16") == "mixed_float16"
+    with pytest.raises(ValueError, match="precision='fp16'"):
+        training.pick_precision(strategy, "fp16")
+
+
+def test_default_strategy_on_a_cpu_and_global_batch():
+    strategy = training.pick_strategy()
+    assert strategy.num_replicas_in_sync == 1
+    assert training.global_batch_size(strategy, 32) == 32
+
+
+# --- the recipe -----------------------------------------------------------------------------
+
+
+def test_schedule_warms_up_linearly_then_decays_as_a_cosine():
+    schedule = training.learning_rate_schedule(global_batch=64, steps_per_epoch=10, epochs=20)
+    peak = 0.1 * 64 / 256
+    warmup = 10  # 5 % of 200 steps
+    lr = [float(schedule(step)) for step in range(201)]
+    np.testing.assert_allclose(lr[: warmup + 1], peak * np.arange(warmup + 1) / warmup, atol=1e-7)
+    steps = np.arange(warmup, 201)
+    cosine = peak * 0.5 * (1 + np.cos(np.pi * (steps - warmup) / (200 - warmup)))
+    np.testing.assert_allclose(lr[warmup:], cosine, atol=1e-7)
+
+
+def test_weight_decay_shrinks_kernels_but_not_batchnorm_or_bias():
+    model = build_densenet(blocks=(1,), growth_rate=4, input_shape=(32, 32, 3))
+    optimizer = training.make_optimizer(0.5)
+    before = {v.path: v.numpy() for v in model.trainable_variables}
+    # With zero gradients only the decay moves a weight: w <- w * (1 - lr * wd).
+    optimizer.apply_gradients([(keras.ops.zeros_like(v), v) for v in model.trainable_variables])
+    shrink = 1 - 0.5 * training.WEIGHT_DECAY
+    for v in model.trainable_variables:
+        decayed = v.path.endswith("kernel")
+        expected = before[v.path] * shrink if decayed else before[v.path]
+        np.testing.assert_allclose(v.numpy(), expected, rtol=1e-6, err_msg=v.path)
+    assert any(v.path.endswith("gamma") for v in model.trainable_variables)
+
+
+def test_loss_and_metrics_read_the_logit():
+    # A "model" whose output is its input, so we choose the logits.
+    logit = keras.Input((1,))
+    model = training.compile_model(keras.Model(logit, logit), 0.0)
+    z = np.array([[-2.0], [-0.1], [0.3], [4.0], [1.5], [-3.0]], dtype="float32")
+    y = np.array([[0.0], [1.0], [1.0], [1.0], [0.0], [0.0]], dtype="float32")
+    result = model.evaluate(z, y, batch_size=6, verbose=0, return_dict=True)
+    # Threshold at logit 0 (probability 0.5): -0.1 and 1.5 are wrong; 0.3 is right.
+    assert result["accuracy"] == pytest.approx(4 / 6)
+    smoothed = y * (1 - 0.1) + 0.05
+    bce = np.mean(np.maximum(z, 0) - z * smoothed + np.log1p(np.exp(-np.abs(z))))
+    assert result["loss"] == pytest.approx(bce, rel=1e-5)
+    # AUC from ranks (Mann-Whitney): positives -0.1, 0.3, 4.0 against negatives -3, -2, 1.5.
+    pairs = [(p > n) for p in (-0.1, 0.3, 4.0) for n in (-3.0, -2.0, 1.5)]
+    assert result["auc"] == pytest.approx(np.mean(pairs), abs=0.01)
+
+
+# --- the run folder -------------------------------------------------------------------------
+
+
+def settings(quick=True, **changes):
+    base = dict(blocks=None, growth_rate=None, compression=0.5, image_size=None, batch_size=8,
+                epochs=None, memory_efficient=False, seed=1, precision="auto",
+                deterministic=False)  # fmt: skip
+    return training.resolve_settings("data", quick, **{**base, **changes})
+
+
+def test_quick_mode_fills_only_what_was_not_given():
+    assert settings()["image_size"] == 64 and settings()["blocks"] == [2, 4, 4, 2]
+    assert settings(image_size=48, epochs=1)["image_size"] == 48
+    full = settings(quick=False)
+    assert full["blocks"] == [6, 12, 32, 32] and full["image_size"] == 224
+    assert full["epochs"] == 40 and full["steps_per_epoch_cap"] is None
+    with pytest.raises(ValueError, match="batch_size=0"):
+        settings(batch_size=0)
+
+
+def test_run_folder_resumes_same_config_and_refuses_another(tmp_path):
+    run = tmp_path / "run"
+    assert training.check_run_folder(run, settings()) is False
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"settings": settings()}))
+    assert training.check_run_folder(run, settings()) is True
+    with pytest.raises(ValueError, match=r"epochs: 5 -> 7.*new --out folder"):
+        training.check_run_folder(run, settings(epochs=7))
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "cat.jpg").write_bytes(b"")
+    with pytest.raises(ValueError, match="not a training run"):
+        training.check_run_folder(other, settings())
+
+
+# --- scale out: MirroredStrategy on two logical CPUs -----------------------------------------
+
+MIRRORED = textwrap.dedent(
+    """
+    import json
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+    import keras
+    import numpy as np
+    from densenet_tutorial.model import build_densenet
+    from densenet_tutorial.train import compile_model, global_batch_size
+
+    keras.utils.set_random_seed(0)
+    start = build_densenet(blocks=(1, 1), growth_rate=4, input_shape=(32, 32, 3)).get_weights()
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 2, (8, 1)).astype("float32")
+
+    def one_step(strategy, images, labels, freeze_batchnorm):
+        with strategy.scope():
+            model = build_densenet(blocks=(1, 1), growth_rate=4, input_shape=(32, 32, 3))
+            model.set_weights(start)
+            for layer in model.layers:
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.trainable = not freeze_batchnorm
+            compile_model(model, 0.05)
+        data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(len(images))
+        model.fit(data, epochs=1, verbose=0)
+        return model.get_weights()
+
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])  # one per process
+
+    def difference(images, labels, freeze_batchnorm):
+        single = one_step(tf.distribute.get_strategy(), images, labels, freeze_batchnorm)
+        assert global_batch_size(mirrored, len(images) // 2) == len(images)
+        two = one_step(mirrored, images, labels, freeze_batchnorm)
+        moved = max(float(np.abs(a - b).max()) for a, b in zip(single, start))
+        return max(float(np.abs(a - b).max()) for a, b in zip(single, two)), moved
+
+    print(json.dumps({
+        "duplicated": difference(np.concatenate([x[:4]] * 2), np.concatenate([y[:4]] * 2), False),
+        "frozen_bn": difference(x, y, True),
+    }))
+    """
+)
+
+
+def test_mirrored_step_equals_single_device_step():
+    """One step on 2 replicas x 4 images gives the weights of one step on 8 images on 1 device.
+
+    Batch normalization is per replica (not synchronised): each replica normalises its 4 images
+    by their own mean and variance, which no single-device step on all 8 reproduces. So we check
+    twice. (1) BN training as usual, on a global batch that is the same 4 images twice: each
+    replica's statistics then equal those of the whole batch, and every weight, BN moving
+    statistics included, must match. (2) Distinct images, BN frozen (inference mode): this
+    catches a replica's gradient being lost or the loss averaged per replica instead of over
+    the global batch.
+    """
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    differences = json.loads(result.stdout.strip().splitlines()[-1])
+    for case, (difference, moved) in differences.items():
+        assert moved > 1e-3, case  # the step really changed the weights
+        assert difference < 1e-5 * max(1.0, moved), (case, difference)
+
+
+# --- real runs on generated images -----------------------------------------------------------
+
+TINY = dict(quick=True, image_size=32, blocks=(2, 2, 2), growth_rate=8, batch_size=16, epochs=5,
+            seed=1, deterministic=True, verbose=0)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    """440 training, 100 validation and 100 test images from ``synthesize`` + ``prepare``."""
+    from densenet_tutorial.data import prepare, synthesize
+
+    base = tmp_path_factory.mktemp("cats-vs-dogs")
+    synthesize(base / "source", per_class=320, size=(160, 120))
+    prepare(source=base / "source", out=base / "data", val_per_class=50, test_per_class=50,
+            progress=False)  # fmt: skip
+    return base / "data"
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Ctrl-C (or a Colab disconnect) at the end of the first epoch."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+class Record(keras.callbacks.Callback):
+    """The epochs a ``fit`` runs and the optimizer's step count when it starts."""
+
+    def on_train_begin(self, logs=None):  # runs after BackupAndRestore has restored the state
+        self.start_step = int(self.model.optimizer.iterations)
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+@pytest.fixture(scope="module")
+def run(split, tmp_path_factory):
+    """A quick-mode run, interrupted after its first epoch, then rerun to the end."""
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    determinism = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            tf.config.experimental, "enable_op_determinism", lambda: determinism.append(1)
+        )
+        with pytest.raises(KeyboardInterrupt):
+            training.train(split, out, callbacks=[Interrupt()], **TINY)
+        assert not (out / "metrics.json").exists()
+        record = Record()
+        metrics = training.train(split, out, callbacks=[record], **TINY)
+    return {"out": out, "metrics": metrics, "record": record, "determinism": determinism}
+
+
+def test_rerun_resumes_at_the_second_epoch(run):
+    config = json.loads((run["out"] / "config.json").read_text())
+    assert run["record"].epochs == [1, 2, 3, 4]  # 0-based: epoch 2 to 5, not epoch 1 again
+    assert run["record"].start_step == config["run"]["steps_per_epoch"]  # the LR schedule too
+    history = np.genfromtxt(run["out"] / "history.csv", delimiter=",", names=True)
+    assert list(history["epoch"]) == [0, 1, 2, 3, 4]
+
+
+def test_quick_run_learns_the_generated_images(run):
+    assert run["metrics"]["accuracy"] >= 0.9, run["metrics"]
+    assert run["metrics"]["auc"] >= 0.95
+
+
+def test_run_folder_holds_config_history_logs_model_metrics_and_figures(run):
+    out = run["out"]
+    for name in ("config.json", "history.csv", "best.keras", "metrics.json",
+                 "training_curves.png", "confusion_matrix.png", "misclassified.png"):  # fmt: skip
+        assert (out / name).stat().st_size > 0, name
+    assert list((out / "logs").rglob("events.out.tfevents.*"))
+    for name in ("training_curves.png", "confusion_matrix.png", "misclassified.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    config = json.loads((out / "config.json").read_text())
+    assert config["settings"]["blocks"] == [2, 2, 2] and config["settings"]["epochs"] == 5
+    assert config["settings"]["label_smoothing"] == 0.1
+    assert config["run"]["versions"]["tensorflow"] == tf.__version__
+    assert config["run"]["hardware"]["replicas"] == 1
+    assert config["run"]["precision"] in ("float32", "mixed_bfloat16")
+    assert run["determinism"]  # deterministic=True asked TensorFlow for deterministic ops
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == run["metrics"]
+
+
+def predictions(model, dataset):
+    logits, labels = [], []
+    for images, y in dataset:
+        logits.append(model.predict_on_batch(images).reshape(-1))
+        labels.append(np.asarray(y))
+    return np.concatenate(logits).astype(np.float64), np.concatenate(labels).astype(int)
+
+
+def test_metrics_are_those_of_the_best_model_on_the_test_split(run, split):
+    """Recompute every number of metrics.json from best.keras with NumPy."""
+    from densenet_tutorial.data import make_dataset
+
+    model = keras.saving.load_model(run["out"] / "best.keras")
+    z, y = predictions(model, make_dataset(split / "splits", "test", 32, 16))
+    metrics = run["metrics"]
+    assert metrics["images"] == len(y) == 100
+    predicted = (z > 0).astype(int)
+    confusion = [[np.sum((y == t) & (predicted == p)) for p in (0, 1)] for t in (0, 1)]
+    assert metrics["confusion_matrix"] == confusion  # rows true cat/dog, columns predicted
+    (tn, fp), (fn, tp) = confusion
+    assert metrics["accuracy"] == pytest.approx((tp + tn) / 100)
+    assert metrics["precision"] == pytest.approx(tp / (tp + fp))
+    assert metrics["recall"] == pytest.approx(tp / (tp + fn))
+    bce = np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
+    assert metrics["loss"] == pytest.approx(bce, rel=1e-4)
+    ranks = np.mean([(p > n) + 0.5 * (p == n) for p in z[y == 1] for n in z[y == 0]])
+    assert metrics["auc"] == pytest.approx(ranks, abs=0.01)
+    # best.keras is the epoch with the best validation accuracy.
+    z_val, y_val = predictions(model, make_dataset(split / "splits", "val", 32, 16))
+    history = np.genfromtxt(run["out"] / "history.csv", delimiter=",", names=True)
+    assert np.mean((z_val > 0) == y_val) == pytest.approx(history["val_accuracy"].max())
+
+
+def test_finished_run_reruns_without_training_and_other_settings_are_refused(run, split):
+    record = Record()
+    assert training.train(split, run["out"], callbacks=[record], **TINY) == run["metrics"]
+    assert record.epochs == []
+    with pytest.raises(ValueError, match="epochs: 5 -> 6"):
+        training.train(split, run["out"], **{**TINY, "epochs": 6})
+
+
+class OutOfMemory(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+
+
+def test_out_of_memory_suggests_smaller_batch_memory_efficient_or_smaller_images(split, tmp_path):
+    with pytest.raises(RuntimeError, match=r"--batch-size 8.*--memory-efficient.*--image-size 16"):
+        training.train(split, tmp_path / "oom", callbacks=[OutOfMemory()], **TINY)
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def test_cli_passes_options_and_leaves_quick_defaults_to_train(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(training, "train", lambda **kwargs: calls.append(kwargs) or {})
+    main(["train", "--data", "d", "--out", "o", "--quick", "--growth-rate", "8", "--seed", "3"])
+    assert calls[0]["quick"] and calls[0]["growth_rate"] == 8 and calls[0]["seed"] == 3
+    assert "blocks" not in calls[0] and "image_size" not in calls[0]  # quick mode picks them
+    main(["train", "--data", "d", "--out", "o", "--blocks", "6,12,24,16", "--epochs", "2"])
+    assert calls[1]["blocks"] == (6, 12, 24, 16) and calls[1]["epochs"] == 2
+    assert not calls[1]["quick"] and not calls[1]["memory_efficient"]
+    assert "batch_size" not in calls[1]  # train()'s default, written down in one place
+
+
+def test_cli_reports_a_missing_split_without_traceback(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
+    assert "error: No split" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
