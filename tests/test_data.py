@@ -199,6 +199,13 @@ def test_refused_competition_says_to_accept_the_rules():
     error = requests.HTTPError("403 Client Error", response=response)
     message = kaggle.explain_failure("dogs-vs-cats", error)
     assert "HTTP 403" in message and "competitions/dogs-vs-cats/rules" in message
+    response.status_code = 401
+    assert "HTTP 401" in kaggle.explain_failure("someone/private-cats", error)
+
+
+def test_unversioned_handle_offline_suggests_pinning_a_version(offline_kaggle, tmp_path):
+    with pytest.raises(RuntimeError, match="pin one, OWNER/SLUG/versions/N"):
+        prepare(handle="salader/dogs-vs-cats", out=tmp_path / "out")
 
 
 # --- verification ------------------------------------------------------------------------

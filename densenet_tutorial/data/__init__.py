@@ -28,8 +28,8 @@ PIPELINE_NAMES = ("augmentation", "make_dataset")
 
 __all__ = [
     "CLASS_NAMES", "DEFAULT_HANDLE", "DEFAULT_OUT", "LAYOUTS", "PARTS", "augmentation",
-    "benchmark_pipeline", "benchmark_verification", "make_dataset", "prepare", "read_split",
-    "synthesize",
+    "benchmark_pipeline", "benchmark_verification", "download_dataset", "find_images",
+    "make_dataset", "prepare", "read_split", "synthesize", "verify_images", "write_split",
 ]  # fmt: skip
 
 

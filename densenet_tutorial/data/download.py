@@ -59,7 +59,11 @@ def explain_failure(handle, error):
     if status == HTTPStatus.NOT_FOUND:
         return f"{handle}: no such dataset or version on Kaggle (HTTP 404); check the handle."
     if isinstance(error, (requests.ConnectionError, requests.Timeout)):
-        return f"{handle}: Kaggle is unreachable (no network?) and the handle is not cached."
+        pin = "" if "/versions/" in handle or is_competition(handle) else (
+            " (kagglehub asks the network for the latest version of an unversioned handle;"
+            " pin one, OWNER/SLUG/versions/N, to use its cache offline)"
+        )  # fmt: skip
+        return f"{handle}: Kaggle is unreachable (no network?) and the handle is not cached{pin}."
     return f"{handle}: {type(error).__name__}: {error}"
 
 
@@ -69,14 +73,14 @@ def download_dataset(handle=None):
     Without ``handle`` it tries ``DEFAULT_HANDLE`` and then ``FALLBACK_HANDLE``. Raises
     RuntimeError, naming each handle tried and why it failed, when none could be had.
     """
-    from kagglehub.exceptions import UnauthenticatedError
+    from kagglehub.exceptions import DataCorruptionError, UnauthenticatedError
 
     handles = [handle] if handle else [DEFAULT_HANDLE, FALLBACK_HANDLE]
     failures = []
     for candidate in handles:
         try:
             return fetch(candidate), candidate
-        except (requests.RequestException, UnauthenticatedError) as error:
+        except (requests.RequestException, UnauthenticatedError, DataCorruptionError) as error:
             failures.append(explain_failure(candidate, error))
     raise RuntimeError(
         "Could not download the images.\n  " + "\n  ".join(failures) + f"\n{SOURCE_HINT}"

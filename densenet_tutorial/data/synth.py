@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
 from densenet_tutorial.data.layouts import CLASS_NAMES, LAYOUTS
 
@@ -100,7 +101,8 @@ def plan_files(layout, per_class, broken):
     return plan
 
 
-def synthesize(out, per_class, layout="class-folders", broken=False, seed=0, size=IMAGE_SIZE):
+def synthesize(out, per_class, layout="class-folders", broken=False, seed=0, size=IMAGE_SIZE,
+               progress=False):  # fmt: skip
     """Write ``per_class`` generated images of each class to ``out`` in ``layout``.
 
     Returns ``{relative_path: kind}`` of every file written, where ``kind`` is ``"jpeg"``
@@ -119,7 +121,7 @@ def synthesize(out, per_class, layout="class-folders", broken=False, seed=0, siz
         if layout == "competition":
             archive = stack.enter_context(zipfile.ZipFile(out / "train.zip", "w"))
             (out / "sampleSubmission.csv").write_text("id,label\n1,0\n")
-        for path, (label, kind) in plan.items():
+        for path, (label, kind) in tqdm(plan.items(), "Generating images", disable=not progress):
             data = encode(draw_animal(label, rng, size), kind)
             if layout == "competition":
                 archive.writestr(path, data)
