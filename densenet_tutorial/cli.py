@@ -72,7 +72,7 @@ def cmd_synth(args):
     from densenet_tutorial.data import synthesize
 
     files = synthesize(args.out, args.per_class, layout=args.layout, broken=args.broken,
-                       seed=args.seed)  # fmt: skip
+                       seed=args.seed, progress=True)  # fmt: skip
     print(f"Wrote {len(files):,} files to {args.out} ({args.layout} layout)")
 
 
