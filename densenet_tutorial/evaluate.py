@@ -16,6 +16,7 @@ import math
 import keras
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from tqdm.auto import tqdm
 
 from densenet_tutorial.data import CLASS_NAMES, make_dataset
@@ -73,13 +74,14 @@ def read_history(history_csv):
 
 
 def plot_training_curves(history, path):
-    """Loss, accuracy and AUC per epoch, training against validation."""
+    """Loss (label-smoothed, as trained), accuracy and AUC per epoch: training and validation."""
     fig = Figure(figsize=(13, 3.8), layout="constrained")
     epochs = history["epoch"] + 1
     for ax, name in zip(fig.subplots(1, 3), ("loss", "accuracy", "auc"), strict=True):
         ax.plot(epochs, history[name], marker=".", label="training")
         ax.plot(epochs, history[f"val_{name}"], marker=".", label="validation")
         ax.set(xlabel="epoch", title=name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
     fig.savefig(path, dpi=100)

@@ -35,7 +35,7 @@ EPOCHS = 40
 LEARNING_RATE = 0.1  # per 256 images: the paper's ImageNet rate, scaled linearly with the batch
 REFERENCE_BATCH = 256  # (Goyal et al. 2017, "linear scaling rule")
 MOMENTUM = 0.9  # Nesterov, as the paper
-WEIGHT_DECAY = 1e-4 / (1 - MOMENTUM)  # decoupled: the paper's L2 1e-4 under momentum 0.9
+WEIGHT_DECAY = 1e-3  # decoupled; = the paper's L2 of 1e-4 / (1 - momentum), see make_optimizer
 WARMUP_FRACTION = 0.05  # linear warm-up over the first 5 % of steps (2 of 40 epochs)
 LABEL_SMOOTHING = 0.1
 NO_WEIGHT_DECAY = ("gamma", "beta", "bias")  # BatchNormalization scale/offset and the Dense bias
@@ -176,7 +176,7 @@ def resolve_settings(split_dir, quick, **settings):
     for name, value in defaults.items():
         if settings.get(name) is None:
             settings[name] = value
-    settings["blocks"] = [int(n) for n in settings["blocks"]]
+    settings["blocks"] = list(settings["blocks"])  # as JSON keeps it; build_densenet checks it
     for name in ("batch_size", "epochs"):
         value = settings[name]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
