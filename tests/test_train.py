@@ -40,6 +40,7 @@ def test_float16_needs_tensor_cores():
     assert not training.gpu_supports_float16({})
 
 
+@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="CPU-only check")
 def test_precision_on_this_machine_and_overrides(monkeypatch):
     strategy = tf.distribute.get_strategy()
     monkeypatch.setattr(training, "cpu_supports_bfloat16", lambda: True)
@@ -51,6 +52,7 @@ def test_precision_on_this_machine_and_overrides(monkeypatch):
         training.pick_precision(strategy, "fp16")
 
 
+@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="CPU-only check")
 def test_default_strategy_on_a_cpu_and_global_batch():
     strategy = training.pick_strategy()
     assert strategy.num_replicas_in_sync == 1
@@ -149,6 +151,16 @@ def test_run_folder_resumes_same_config_and_refuses_another(tmp_path):
     (other / "cat.jpg").write_bytes(b"")
     with pytest.raises(ValueError, match="not a training run"):
         training.check_run_folder(other, settings())
+
+
+def test_best_model_checkpoint_remembers_the_epochs_before_a_resume(tmp_path):
+    (tmp_path / "history.csv").write_text(
+        "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.7,0.6,0.80,0.5\n1,0.8,0.5,0.90,0.4\n"
+    )
+    callbacks = training.make_callbacks(tmp_path)
+    (checkpoint,) = [c for c in callbacks if isinstance(c, keras.callbacks.ModelCheckpoint)]
+    assert checkpoint.best == pytest.approx(0.90)  # a worse resumed epoch won't replace it
+    assert isinstance(callbacks[-1], keras.callbacks.BackupAndRestore)  # an epoch counts last
 
 
 # --- scale out: MirroredStrategy on two logical CPUs -----------------------------------------
