@@ -41,13 +41,19 @@ DENSENET169 = (6, 12, 32, 32)
 # memory-bound), so the ResNet-50 rate of about 400 img/s is an upper bound for DenseNet-169.
 T4_IMAGES_PER_SECOND = 400
 
-# (part, ratio): (direction, bound) from issue 7.
+SUMMARY = ("step_time_s", "images_per_second", "peak_memory_mb", "load_average")  # progress lines
+
+# (part, ratio): (direction, bound) from issue 7. Step-time targets are checked on wall time and on
+# CPU time per step: on a shared machine other processes inflate the first, hardly the second.
 TARGETS = {
     ("model", "step_time"): ("<=", 1.02),
+    ("model", "cpu_time_per_step"): ("<=", 1.02),
     ("model", "peak_memory"): ("<=", 1.0),
     ("memory", "peak_memory"): ("<=", 0.6),
     ("memory", "step_time"): ("<=", 1.3),
+    ("memory", "cpu_time_per_step"): ("<=", 1.3),
     ("precision", "images_per_second"): (">=", 1.4),
+    ("precision", "cpu_time_per_step"): ("<=", 1 / 1.4),
     ("pipeline", "first_epoch"): (">=", 1.0),
     ("pipeline", "cached_epoch"): (">=", 3.0),
     ("pipeline", "training_epoch_vs_t4"): (">=", 1.0),
@@ -277,11 +283,12 @@ def compare_pipelines(measure, images, image_size, batch_size):
 
 
 def comparison(runs, subject, baseline, part):
-    """Ratios subject / baseline of step time, images per second and peak memory."""
+    """Ratios subject / baseline: step time (wall and CPU), images per second, peak memory."""
     ratios = {
         name: runs[subject][key] / runs[baseline][key]
         for name, key in [
             ("step_time", "step_time_s"),
+            ("cpu_time_per_step", "cpu_time_per_step_s"),  # less moved by other processes
             ("images_per_second", "images_per_second"),
             ("peak_memory", "peak_memory_mb"),
             ("timed_steps_peak_memory", "timed_steps_peak_memory_mb"),
@@ -298,7 +305,7 @@ def targets_of(part, ratios):
         if target_part == part and name in ratios:
             value = ratios[name]
             met = value <= bound if direction == "<=" else value >= bound
-            checks[name] = {"target": f"{direction} {bound}", "met": met}
+            checks[name] = {"target": f"{direction} {bound:.2f}", "met": met}
     return checks
 
 
@@ -336,52 +343,91 @@ def run_bench(
     growth_rates=GROWTH_RATES,
     pipeline_images=1000,
     pipeline_size=224,
+    repeats=1,
     progress=print,
 ):
     """Run the chosen ``PARTS`` and return their figures and ratios as one JSON-ready dict.
 
     A figure needed by two parts (our float32 DenseNet-169 is the baseline of three) is
-    measured once and shared, so the ratios of one run use the same measurements.
+    measured once and shared. With ``repeats`` > 1 the whole sequence runs that many times,
+    so the load of the machine hits every configuration alike, and each figure is the
+    median over the repeats.
     """
     unknown = set(parts) - set(PARTS)
     if unknown:
         raise ValueError(f"unknown benchmark part(s) {sorted(unknown)}: choose from {PARTS}.")
-    if steps < 1 or warmup < 0:
-        raise ValueError(f"steps={steps}, warmup={warmup}: time at least one step (warmup >= 0).")
-    measure = shared_measurements(progress)
+    if steps < 1 or warmup < 0 or repeats < 1:
+        raise ValueError(
+            f"steps={steps}, warmup={warmup}, repeats={repeats}: "
+            f"time at least one step (warmup >= 0), at least once."
+        )
     settings = dict(
         blocks=list(blocks), growth_rate=32, image_size=image_size, batch_size=batch_size,
         steps=steps, warmup=warmup,
     )  # fmt: skip
-    result = {"settings": {**settings, "growth_rates": list(growth_rates)}, "machine": machine()}
-    if "model" in parts:
-        result["model"] = compare_with_keras(measure, settings)
-    if "memory" in parts:
-        result["memory"] = compare_memory_efficient(measure, settings)
-    if "precision" in parts:
-        result["precision"] = compare_precisions(measure, settings)
-    if "pipeline" in parts:
-        result["pipeline"] = compare_pipelines(measure, pipeline_images, pipeline_size, batch_size)
-    if "growth" in parts:
-        rows = growth_rate_table(
-            growth_rates, blocks, image_size, batch_size, steps, warmup, measure
-        )
-        result["growth"] = {"rows": rows}
-    return result
+
+    def run_parts(measure):
+        result = {}
+        if "model" in parts:
+            result["model"] = compare_with_keras(measure, settings)
+        if "memory" in parts:
+            result["memory"] = compare_memory_efficient(measure, settings)
+        if "precision" in parts:
+            result["precision"] = compare_precisions(measure, settings)
+        if "pipeline" in parts:
+            result["pipeline"] = compare_pipelines(
+                measure, pipeline_images, pipeline_size, batch_size
+            )
+        if "growth" in parts:
+            rows = growth_rate_table(
+                growth_rates, blocks, image_size, batch_size, steps, warmup, measure
+            )
+            result["growth"] = {"rows": rows}
+        return result
+
+    measurements = {}
+    for repeat in range(repeats):
+        run_parts(recording_measure(measurements, repeat, progress))
+    result = run_parts(lambda kind, **settings: median(measurements[key_of(kind, settings)]))
+    settings.update(growth_rates=list(growth_rates), repeats=repeats)
+    return {"settings": settings, "machine": machine(), **result}
 
 
-def shared_measurements(progress):
-    """``measure_in_fresh_process``, but each distinct measurement runs only once per bench."""
-    done = {}
+def key_of(kind, settings):
+    return json.dumps([kind, settings], sort_keys=True)
+
+
+def recording_measure(measurements, repeat, progress):
+    """``measure_in_fresh_process`` that appends to ``measurements``, once per figure per repeat.
+
+    A figure needed by two parts (our float32 DenseNet is the baseline of three) is measured
+    once per repeat and shared.
+    """
 
     def measure(kind, **settings):
-        key = json.dumps([kind, settings], sort_keys=True)
-        if key not in done:
+        runs = measurements.setdefault(key_of(kind, settings), [])
+        if len(runs) == repeat:
             progress(f"measuring {kind} {settings} ...")
-            done[key] = measure_in_fresh_process(kind, **settings)
-        return done[key]
+            runs.append(measure_in_fresh_process(kind, **settings))
+            figures = {name: runs[-1][name] for name in SUMMARY if name in runs[-1]}
+            progress(f"  -> {figures}")
+        return runs[-1]
 
     return measure
+
+
+def median(results):
+    """The median of each number across repeated results of one measurement (same structure)."""
+    first = results[0]
+    if isinstance(first, dict):
+        return {key: median([result[key] for result in results]) for key in first}
+    if isinstance(first, list) and first and isinstance(first[0], (int, float)):
+        return [median([result[i] for result in results]) for i in range(len(first))]
+    if isinstance(first, float):
+        return statistics.median(results)
+    if isinstance(first, int) and not isinstance(first, bool):
+        return statistics.median_low(results)  # counts stay whole numbers
+    return first
 
 
 def machine():

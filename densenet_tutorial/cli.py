@@ -85,7 +85,7 @@ def cmd_bench(args):
     result = run_bench(
         parts=args.parts, image_size=args.image_size, batch_size=args.batch_size,
         steps=args.steps, warmup=args.warmup, blocks=args.blocks, growth_rates=args.growth_rates,
-        pipeline_images=args.pipeline_images,
+        pipeline_images=args.pipeline_images, repeats=args.repeats,
     )  # fmt: skip
     print(format_table(result))
     if args.json:
@@ -185,6 +185,10 @@ def build_parser():
     bench.add_argument(
         "--pipeline-images", type=int, default=1000,
         help="generated 500x375 JPEGs for the pipeline part (1000)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--repeats", type=int, default=1,
+        help="run everything this many times, interleaved; report medians (1)",
     )  # fmt: skip
     bench.add_argument("--json", help="also write the figures to this JSON file")
     bench.set_defaults(func=cmd_bench)

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from densenet_tutorial.bench import PARTS, count_multiply_adds, format_table, run_bench
+from densenet_tutorial.bench import PARTS, count_multiply_adds, format_table, median, run_bench
 from densenet_tutorial.model import build_densenet, densenet169
 
 TINY_BLOCKS = (1, 1, 1, 1)  # keras.applications' DenseNet builder needs exactly four blocks
@@ -63,6 +63,17 @@ def test_densenet169_is_the_papers_3_4_gflops():
     multiply_adds = count_multiply_adds(densenet169(input_shape=(224, 224, 3)))
     assert multiply_adds == paper_multiply_adds((6, 12, 32, 32), 32, 224)
     assert 3.3e9 < multiply_adds < 3.5e9
+
+
+def test_repeats_are_summarised_by_their_median():
+    runs = [
+        {"step_time_s": 2.0, "rates": [10.0, 50.0], "params": 7, "policy": "float32"},
+        {"step_time_s": 9.0, "rates": [30.0, 40.0], "params": 7, "policy": "float32"},
+        {"step_time_s": 3.0, "rates": [20.0, 60.0], "params": 7, "policy": "float32"},
+    ]
+    assert median(runs) == {
+        "step_time_s": 3.0, "rates": [20.0, 50.0], "params": 7, "policy": "float32"
+    }  # fmt: skip
 
 
 def test_unknown_part_is_a_clear_error():
