@@ -78,6 +78,7 @@ def demo(out_dir=None, data_dir=None):
     from papermill import PapermillExecutionError
 
     out_dir = Path(out_dir or RUNS_DIR / "demo").resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
     parameters = quick_parameters(out_dir, data_dir)
     seconds = {}
     for notebook in notebook_paths():
