@@ -460,9 +460,9 @@ def format_table(result):
             lines.append(f"| {part} | {name} | {value:.2f}x | {target} | {met} |")
     lines += [
         "",
-        "| part | run | step (s) | img/s | peak RSS (MB) | timed steps' peak (MB) "
+        "| part | run | step (s) | CPU s/step | img/s | peak RSS (MB) | timed steps' peak (MB) "
         "| before 1st step (MB) | params | G mult-adds/img | load avg |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     rows = [
         (part, label, run)
@@ -475,8 +475,10 @@ def format_table(result):
     ]
     for part, label, run in rows:
         lines.append(
-            f"| {part} | {label} | {run['step_time_s']:.3f} | {run['images_per_second']:.1f} "
-            f"| {run['peak_memory_mb']:,.0f} | {run['timed_steps_peak_memory_mb'] or 0:,.0f} "
+            f"| {part} | {label} | {run['step_time_s']:.3f} | {run['cpu_time_per_step_s']:.2f} "
+            f"| {run['images_per_second']:.1f} "
+            f"| {run['peak_memory_mb']:,.0f} "
+            f"| {format_megabytes(run['timed_steps_peak_memory_mb'])} "
             f"| {run['memory_before_training_mb']:,.0f} "
             f"| {run['params']:,} | {run['multiply_adds'] / 1e9:.3f} "
             f"| {run['load_average'][0]:.1f}-{run['load_average'][1]:.1f} |"
@@ -484,6 +486,10 @@ def format_table(result):
     if "pipeline" in result:
         lines += ["", *format_pipeline(result["pipeline"]["runs"])]
     return "\n".join(lines)
+
+
+def format_megabytes(value):
+    return "-" if value is None else f"{value:,.0f}"
 
 
 def format_pipeline(runs):
