@@ -41,42 +41,39 @@ def bottleneck(x, growth_rate, bottleneck_width, name):
     return composite_function(x, width, 1, f"{name}_0_bn", f"{name}_0_relu", f"{name}_1_conv")
 
 
-def bottleneck_layer(features, growth_rate, bottleneck_width, name, memory_efficient=False):
+def bottleneck_layer(x, growth_rate, bottleneck_width, name, memory_efficient=False):
     """One dense layer (Sec. 3): the bottleneck, then BN-ReLU-Conv(3x3) to ``k`` new maps.
 
-    ``features`` lists all earlier feature maps of the block; they are concatenated
-    (Eq. 2) and fed to the bottleneck. Returns only the ``growth_rate`` new channels.
-    With ``memory_efficient`` the concatenation and the bottleneck are recomputed in the
-    backward pass instead of stored (Pleiss et al., 2017).
+    ``x`` is the concatenation of all earlier feature maps of the block (Eq. 2). With
+    ``memory_efficient`` it is instead the list of those maps: the concatenation and the
+    bottleneck are then recomputed in the backward pass, not stored (Pleiss et al., 2017).
+    Returns only the ``growth_rate`` new maps.
     """
     if memory_efficient:
-        x = RecomputedBottleneck(growth_rate, bottleneck_width, name)(features)
+        x = RecomputedBottleneck(growth_rate, bottleneck_width, name)(x)
     else:
-        x = bottleneck(concatenate(features, name), growth_rate, bottleneck_width, name)
+        x = bottleneck(x, growth_rate, bottleneck_width, name)
     return composite_function(x, growth_rate, 3, f"{name}_1_bn", f"{name}_1_relu", f"{name}_2_conv")
 
 
-def concatenate(features, layer_name):
-    """Eq. 2: ``[x0, x1, ..., x_{l-1}]``, the input of dense layer ``layer_name``.
-
-    keras.applications names this concatenation after the layer whose new maps it
-    appended last: the input of ``conv2_block3`` is ``conv2_block2_concat``.
-    """
-    if len(features) == 1:
-        return features[0]
-    block, index = layer_name.rsplit("_block", 1)
-    return layers.Concatenate(name=f"{block}_block{int(index) - 1}_concat")(features)
-
-
 def dense_block(x, num_layers, growth_rate, bottleneck_width, name, memory_efficient=False):
-    """A dense block (Sec. 3, Fig. 1): each layer adds ``growth_rate`` maps to the stack."""
-    features = [x]
+    """A dense block (Sec. 3, Fig. 1): each layer adds ``growth_rate`` maps to the stack.
+
+    Layer i sees ``[x0, x1, ..., x_{i-1}]`` (Eq. 2), built as a chain of concatenations,
+    each the previous one plus the newest maps, as keras.applications does. The
+    memory-efficient block keeps the list of maps and concatenates it once at the end.
+    """
+    if memory_efficient:
+        features = [x]
+        for i in range(1, num_layers + 1):
+            features.append(
+                bottleneck_layer(features, growth_rate, bottleneck_width, f"{name}_block{i}", True)
+            )
+        return layers.Concatenate(name=f"{name}_block{num_layers}_concat")(features)
     for i in range(1, num_layers + 1):
-        layer_name = f"{name}_block{i}"
-        features.append(
-            bottleneck_layer(features, growth_rate, bottleneck_width, layer_name, memory_efficient)
-        )
-    return concatenate(features, f"{name}_block{num_layers + 1}")
+        new_maps = bottleneck_layer(x, growth_rate, bottleneck_width, f"{name}_block{i}")
+        x = layers.Concatenate(name=f"{name}_block{i}_concat")([x, new_maps])
+    return x
 
 
 def transition_layer(x, compression, name):
@@ -262,7 +259,7 @@ class RecomputedBottleneck(layers.Layer):
 
     def build(self, input_shape):
         inputs = [keras.Input(shape=shape[1:], dtype=self.compute_dtype) for shape in input_shape]
-        x = concatenate(inputs, self.block_name)
+        x = layers.Concatenate(name=f"{self.block_name}_input")(inputs)  # Eq. 2
         outputs = bottleneck(x, self.growth_rate, self.bottleneck_width, self.block_name)
         self.inner = keras.Model(inputs, outputs, name=f"{self.block_name}_inner")
 
