@@ -15,6 +15,10 @@ What it writes, and where from:
   exactly as it is written in the package. The notebook runs that cell, so
   a learner reads, and runs, the code the package runs and the tests check; on GitHub,
   where outputs are not shown, the code is still there to read;
+- the table of the notebooks in README.md, between ``<!-- notebooks-table:start -->`` and
+  ``<!-- notebooks-table:end -->``: one row per notebook, in order, whose first two cells (the
+  link with the notebook's title, the Colab badge) are written here; the other cells (what it
+  teaches, how long it takes) are written by hand and kept;
 - outputs, execution counts and run metadata removed, so notebooks are stored clean.
 
 The tests run ``--check``: editing a building block in the package without running this
@@ -40,6 +44,12 @@ COLAB_URL = re.compile(
     r"https://colab\.research\.google\.com/github/[^\s)\"'<>]+?/([\w.-]+\.ipynb)"
 )
 SOURCE_TAG = "source:"
+TABLE_START, TABLE_END = "<!-- notebooks-table:start -->", "<!-- notebooks-table:end -->"
+TABLE_HEADER = [
+    "| notebook | open | what it teaches | quick mode, this 2-core CPU | full run, Colab T4 |",
+    "|---|---|---|---|---|",
+]
+NOT_WRITTEN = ["(to write)", "not measured", "not measured"]  # hand-written cells of a new row
 REQUIRED_TAGS = ("colab-badge", "setup", "parameters")
 
 SETUP_CELL = """\
@@ -99,6 +109,38 @@ def function_source(dotted_name):
 def with_current_colab_urls(text):
     """Point every Colab address in ``text`` at the current REPOSITORY and BRANCH."""
     return COLAB_URL.sub(lambda match: colab_url(match.group(1)), text)
+
+
+def notebook_title(path):
+    """The first Markdown heading of a notebook, without its ``#``."""
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "markdown" and cell.source.startswith("# "):
+            return cell.source.splitlines()[0][2:].strip()
+    return path.stem
+
+
+def with_notebooks_table(text):
+    """``text`` with its table of the notebooks (between the markers) up to date.
+
+    Each row's link and badge are generated; its other cells are kept, matched by the
+    notebook's file name. Text without the markers is returned unchanged.
+    """
+    start, end = text.find(TABLE_START), text.find(TABLE_END)
+    if start < 0 or end < start:
+        return text
+    kept = {}
+    for line in text[start + len(TABLE_START) : end].splitlines():
+        link = re.search(r"\]\(notebooks/([\w.-]+\.ipynb)\)", line)
+        if link:
+            kept[link[1]] = [cell.strip() for cell in line.strip().strip("|").split("|")][2:]
+    rows = [
+        f"| [{notebook_title(path)}](notebooks/{path.name}) | {colab_badge(path.name)} | "
+        + " | ".join(kept.get(path.name, NOT_WRITTEN))
+        + " |"
+        for path in sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    ]
+    table = "\n".join(["", *TABLE_HEADER, *rows, ""])
+    return text[: start + len(TABLE_START)] + table + text[end:]
 
 
 def synced_cell(cell, notebook_name):
@@ -163,8 +205,9 @@ def sync(path, check):
         new_text = nbformat.writes(synced) + "\n"
         reasons = differences(notebook, synced) if new_text != text else []
     else:
-        new_text = with_current_colab_urls(text)
-        reasons = ["a Colab address points elsewhere"] if new_text != text else []
+        new_text = with_notebooks_table(with_current_colab_urls(text))
+        reasons = ["a Colab address or the table of notebooks is out of date"]
+        reasons = reasons if new_text != text else []
     if reasons and not check:
         path.write_text(new_text, encoding="utf-8")
     return [f"{path.name}: {reason}" for reason in reasons]

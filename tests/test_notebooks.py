@@ -79,6 +79,38 @@ def test_colab_addresses_follow_the_one_setting():
     assert SYNC.with_current_colab_urls(text) == expected
 
 
+def test_readme_table_lists_every_notebook_with_its_badge():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split(SYNC.TABLE_START)[1].split(SYNC.TABLE_END)[0]
+    rows = [line for line in table.splitlines() if "](notebooks/" in line]
+    assert [row.split("](notebooks/")[1].split(")")[0] for row in rows] == [
+        path.name for path in NOTEBOOKS
+    ]
+    for row, path in zip(rows, NOTEBOOKS, strict=True):
+        badge = f"/{REPOSITORY}/blob/{BRANCH}/notebooks/{path.name})"
+        assert badge in row and "colab-badge.svg" in row
+
+
+def test_table_sync_writes_links_and_badges_and_keeps_the_hand_written_cells():
+    first, second = NOTEBOOKS[0].name, NOTEBOOKS[1].name
+    stale = (
+        f"before\n{SYNC.TABLE_START}\n| old | old |\n"
+        f"| [x](notebooks/{first}) | [badge](https://elsewhere/{first}) | teaches A | 9 s | n/a |\n"
+        f"{SYNC.TABLE_END}\nafter"
+    )
+    rows = SYNC.with_notebooks_table(stale).splitlines()
+    assert rows[0] == "before" and rows[-1] == "after"
+    (row,) = [line for line in rows if f"](notebooks/{first})" in line]
+    assert row.startswith(f"| [{SYNC.notebook_title(NOTEBOOKS[0])}](notebooks/{first}) | ")
+    assert SYNC.colab_badge(first) in row and row.endswith("| teaches A | 9 s | n/a |")
+    (new_row,) = [line for line in rows if f"](notebooks/{second})" in line]
+    assert new_row.endswith(" | ".join(SYNC.NOT_WRITTEN) + " |")
+    assert len([line for line in rows if "](notebooks/" in line]) == len(NOTEBOOKS)
+    assert SYNC.with_notebooks_table(SYNC.with_notebooks_table(stale)) == (
+        SYNC.with_notebooks_table(stale)
+    )
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
 def test_stored_without_outputs_or_execution_counts(path):
     notebook = nbformat.read(path, as_version=4)
@@ -102,6 +134,13 @@ def test_badge_set_up_and_parameters(path):
         assert defaults.keys() >= TRAINING_KNOBS
     elif not path.name.startswith("01"):
         assert defaults.keys() >= MODEL_KNOBS
+
+
+def test_demo_makes_its_output_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "notebook_paths", lambda: [])  # the folder, not the notebooks
+    out_dir = tmp_path / "runs" / "demo"
+    assert demo.demo(out_dir) == {}
+    assert out_dir.is_dir()
 
 
 @pytest.fixture(scope="module")
