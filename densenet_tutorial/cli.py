@@ -12,19 +12,27 @@ import sys
 def _blocks(text):
     try:
         return tuple(int(n) for n in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--blocks wants numbers like 6,12,32,32, not {text!r}")
+    except ValueError as error:
+        message = f"--blocks wants numbers like 6,12,32,32, not {text!r}"
+        raise argparse.ArgumentTypeError(message) from error
 
 
 def add_model_options(parser):
     """The architecture knobs shared by every command that builds a DenseNet."""
-    parser.add_argument("--blocks", type=_blocks, default=(6, 12, 32, 32),
-                        help="layers per dense block (default 6,12,32,32: DenseNet-169)")
+    parser.add_argument(
+        "--blocks",
+        type=_blocks,
+        default=(6, 12, 32, 32),
+        help="layers per dense block (default 6,12,32,32: DenseNet-169)",
+    )
     parser.add_argument("--growth-rate", type=int, default=32, help="k (default 32)")
     parser.add_argument("--compression", type=float, default=0.5, help="theta (default 0.5)")
     parser.add_argument("--image-size", type=int, default=224, help="side in pixels (224)")
-    parser.add_argument("--memory-efficient", action="store_true",
-                        help="recompute concat+BN+ReLU+1x1 conv in the backward pass")
+    parser.add_argument(
+        "--memory-efficient",
+        action="store_true",
+        help="recompute concat+BN+ReLU+1x1 conv in the backward pass",
+    )
 
 
 def cmd_summary(args):
@@ -35,8 +43,10 @@ def cmd_summary(args):
         blocks=args.blocks, growth_rate=args.growth_rate, compression=args.compression,
         input_shape=(args.image_size, args.image_size, 3), memory_efficient=args.memory_efficient,
     )  # fmt: skip
-    print(f"{model.name}: growth rate {args.growth_rate}, compression {args.compression}, "
-          f"{args.image_size}x{args.image_size} RGB input")
+    print(
+        f"{model.name}: growth rate {args.growth_rate}, compression {args.compression}, "
+        f"{args.image_size}x{args.image_size} RGB input"
+    )
     print(format_architecture(model))
     print(f"Parameters: {model.count_params():,}")
 
@@ -114,7 +124,9 @@ def _names(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m densenet_tutorial", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m densenet_tutorial", description=__doc__.split("\n")[0]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     summary = commands.add_parser("summary", help="build a DenseNet and print its stages")
