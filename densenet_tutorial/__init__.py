@@ -4,7 +4,7 @@ The package is laid out like the tutorial:
 
 - ``densenet_tutorial.model``: the network, built from Keras layers;
 - ``densenet_tutorial.data``: download, check, split, and a tf.data input pipeline;
-- ``densenet_tutorial.train``: training and evaluation, joining model and data;
+- ``densenet_tutorial.training``: training and evaluation, joining model and data;
 - ``densenet_tutorial.visualize``: feature maps and Grad-CAM for any Keras model;
 - ``densenet_tutorial.cli``: ``python -m densenet_tutorial ...``, a thin face over the above.
 """

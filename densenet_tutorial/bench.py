@@ -167,7 +167,7 @@ def measure_training(
     import tensorflow as tf
 
     from densenet_tutorial.model import build_densenet
-    from densenet_tutorial.train import pick_precision
+    from densenet_tutorial.training import pick_precision
 
     keras.utils.set_random_seed(seed)
     policy = pick_precision(tf.distribute.get_strategy(), precision)
@@ -434,7 +434,7 @@ def machine():
     """What the figures were measured on: CPU model and cores, library versions."""
     from importlib.metadata import version
 
-    from densenet_tutorial.train import cpu_name
+    from densenet_tutorial.training import cpu_name
 
     return {
         "cpu": cpu_name(),

@@ -105,7 +105,7 @@ def cmd_bench(args):
 
 def cmd_train(args):
     """Train a DenseNet on a prepared split; evaluate the best model on the test split."""
-    from densenet_tutorial import train
+    from densenet_tutorial.training import train
 
     options = dict(
         blocks=args.blocks, growth_rate=args.growth_rate, compression=args.compression,
@@ -115,7 +115,7 @@ def cmd_train(args):
     )  # fmt: skip
     # Options not given are left out, so train() applies its recipe (or quick-mode) defaults.
     given = {name: value for name, value in options.items() if value is not None}
-    metrics = train.train(data_dir=args.data, out_dir=args.out, **given)
+    metrics = train(data_dir=args.data, out_dir=args.out, **given)
     print(f"Test accuracy {metrics.get('accuracy', float('nan')):.4f}; results in {args.out}")
 
 

@@ -59,7 +59,7 @@ def run_folder(runs_dir, blocks, growth_rate, image_size, epochs, quick):
 def find_model(run, data_dir, quick, **train_options):
     """``run/best.keras``; trained now in quick mode if missing, else an error naming 03.
 
-    ``train_options`` are those of ``densenet_tutorial.train.train`` (``blocks`` ...), the
+    ``train_options`` are those of ``densenet_tutorial.training.train`` (``blocks`` ...), the
     same as notebook 03 used, so that both find the same run folder.
     """
     best = Path(run) / "best.keras"
@@ -70,7 +70,7 @@ def find_model(run, data_dir, quick, **train_options):
             f"No trained model {best}. Run notebooks/03_train.ipynb first with the same "
             f"parameters (BLOCKS, GROWTH_RATE, IMAGE_SIZE, EPOCHS), or set QUICK = True."
         )
-    from densenet_tutorial.train import train
+    from densenet_tutorial.training import train
 
     train(find_images(data_dir, quick=True), run, quick=True, verbose=0, **train_options)
     return best

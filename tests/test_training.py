@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from densenet_tutorial import train as training
+from densenet_tutorial import training
 from densenet_tutorial.cli import main
 from densenet_tutorial.model import build_densenet
 
@@ -176,7 +176,7 @@ MIRRORED = textwrap.dedent(
     import keras
     import numpy as np
     from densenet_tutorial.model import build_densenet
-    from densenet_tutorial.train import compile_model, global_batch_size
+    from densenet_tutorial.training import compile_model, global_batch_size
 
     keras.utils.set_random_seed(0)
     start = build_densenet(blocks=(1, 1), growth_rate=4, input_shape=(32, 32, 3)).get_weights()
