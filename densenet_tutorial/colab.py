@@ -1,21 +1,46 @@
-"""What the first code cell of every notebook calls: make the kernel ready to run the tutorial.
+"""What the set-up cell of every notebook calls: make this runtime ready to run the tutorial.
 
-On Google Colab that cell first clones the repository to ``/content`` and installs it (its
-text is written by ``scripts/sync_notebooks.py`` from ``densenet_tutorial.project``); then,
-on Colab and on your own machine alike, it calls ``setup()``. Locally ``setup()`` installs
-nothing and clones nothing: it only moves to the project root and reports the hardware.
+On Google Colab the set-up cell first clones the repository to ``/content`` and installs it
+(its text is written by ``scripts/sync_notebooks.py`` from ``densenet_tutorial.project``);
+then, on Colab and on your own machine alike, it calls ``setup()``, which
+
+- chooses the *products folder*, where ``data/`` (the split's manifests, a few MB) and
+  ``runs/`` (training runs) are kept, and works there. On Colab, with ``keep_on_drive``, that
+  is a folder on Google Drive (``google.colab.drive.mount``): a recycled runtime (idle
+  timeout, the 12-hour cap, a lost GPU) loses its disk, Drive keeps the runs, and a run
+  resumes in the next runtime. The images themselves stay on the runtime's disk, in
+  kagglehub's cache, and are downloaded again in a new runtime. Elsewhere the products
+  folder is the project's root;
+- reports the accelerator, and stops a notebook that trains for real on a runtime without
+  one (``require_gpu``): 40 epochs of DenseNet-169 on two CPU cores take about a week.
 """
 
 import os
 import sys
+from pathlib import Path
 
+from densenet_tutorial.errors import ProjectError, RunError
 from densenet_tutorial.project import ROOT
 
-NO_GPU_ADVICE = """\
+COLAB_CONTENT = Path("/content")  # a Colab runtime's working folder (on its own disk)
+DRIVE_FOLDER = Path("MyDrive") / "densenet-tutorial"  # the products folder inside Drive
+
+SWITCH_RUNTIME = "Runtime > Change runtime type > T4 GPU > Save, then Runtime > Run all"
+NO_GPU_ADVICE = f"""\
 No GPU found. That is fine with QUICK = True (generated images, small sizes, minutes on a CPU).
 The real run (QUICK = False) trains DenseNet-169 on 25,000 images and needs a GPU:
-  on Colab: Runtime > Change runtime type > T4 GPU > Save, then Runtime > Run all;
-  on your own machine: set QUICK = True in the parameters cell below."""
+  on Colab: {SWITCH_RUNTIME};
+  on your own machine: set QUICK = True in the parameters cell."""
+NO_GPU_STOP = (
+    f"No GPU or TPU: this notebook's real run (QUICK = False) would train for days on a CPU. "
+    f"On Colab: {SWITCH_RUNTIME}. Or set QUICK = True (minutes on a CPU), or, if you really "
+    f"mean to train on this machine, REQUIRE_GPU = False."
+)
+WITHOUT_DRIVE = (
+    "Products are kept on this runtime's disk: a runtime reset (idle timeout, the 12-hour "
+    "cap) loses data/ and runs/, and training starts again from epoch 1. Set "
+    "KEEP_ON_DRIVE = True to keep them on Google Drive."
+)
 
 
 def on_colab():
@@ -23,19 +48,62 @@ def on_colab():
     return "google.colab" in sys.modules
 
 
-def setup():
-    """Work from the project root (so ``data/`` and ``runs/`` resolve) and report GPUs."""
-    os.chdir(ROOT)
-    print(f"Project root: {ROOT}")
-    gpus = gpu_names()
-    print(f"GPU: {', '.join(gpus)}" if gpus else NO_GPU_ADVICE)
+def products_folder(keep_on_drive=True):
+    """Where ``data/`` and ``runs/`` live: on Google Drive (Colab), else the project root."""
+    if not (on_colab() and keep_on_drive):
+        return ROOT
+    from google.colab import drive
+
+    mount_point = COLAB_CONTENT / "drive"
+    drive.mount(str(mount_point))  # asks for permission once per runtime
+    folder = mount_point / DRIVE_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
-def gpu_names():
-    """The names of the GPUs TensorFlow can use (empty on a CPU-only machine)."""
+def setup(keep_on_drive=True, require_gpu=False):
+    """Work in the products folder, report the hardware; stop if a GPU is required and absent.
+
+    Returns the products folder: the notebooks' ``DATA_DIR = "data"`` and
+    ``RUNS_DIR = "runs"`` are relative to it.
+    """
+    show_project_errors_in_one_line()
+    folder = products_folder(keep_on_drive)
+    os.chdir(folder)
+    print(f"Products (data/, runs/) are kept in {folder}")
+    if on_colab() and not keep_on_drive:
+        print(WITHOUT_DRIVE)
+    accelerators = accelerator_names()
+    if accelerators:
+        print(f"Accelerator: {', '.join(accelerators)}")
+    elif require_gpu:
+        raise RunError(NO_GPU_STOP)
+    else:
+        print(NO_GPU_ADVICE)
+    return folder
+
+
+def accelerator_names():
+    """The GPUs (by name) TensorFlow can use, or ``["TPU"]``; empty on a CPU-only runtime."""
     import tensorflow as tf
 
-    devices = tf.config.list_physical_devices("GPU")
-    return [
-        tf.config.experimental.get_device_details(d).get("device_name", d.name) for d in devices
+    from densenet_tutorial.training import find_tpu
+
+    gpus = [
+        tf.config.experimental.get_device_details(d).get("device_name", d.name)
+        for d in tf.config.list_physical_devices("GPU")
     ]
+    return gpus or (["TPU"] if find_tpu() else [])
+
+
+def show_project_errors_in_one_line():
+    """In a notebook, show an error the learner can fix as one line, not a traceback.
+
+    The cell still fails, so "Run all" (and papermill) stops there; any other exception
+    keeps its full traceback.
+    """
+    if "IPython" not in sys.modules:  # a plain Python script: nothing to do
+        return
+    shell = sys.modules["IPython"].get_ipython()
+    if shell is not None:
+        shell.set_custom_exc((ProjectError,), lambda *error, **_: [f"error: {error[2]}"])

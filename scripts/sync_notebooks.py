@@ -8,8 +8,10 @@ What it writes, and where from:
 - the cell tagged ``colab-badge``: an "Open in Colab" badge pointing at the notebook's own
   path, and every other Colab address in the notebooks' text and in README.md, from the one
   setting ``densenet_tutorial.project.REPOSITORY`` / ``BRANCH``;
-- the cell tagged ``setup`` (the first code cell): clone and install on Colab, then
-  ``densenet_tutorial.colab.setup()``, with the same address;
+- the cell tagged ``setup`` (the code cell right after the ``parameters`` cell): clone and
+  install on Colab, then ``densenet_tutorial.colab.setup(...)`` with the notebook's
+  ``KEEP_ON_DRIVE`` (and ``REQUIRE_GPU``, in the notebooks that train), with the same address;
+- the notebook's metadata: a Python 3 kernel, and a GPU (T4) runtime on Colab;
 - every cell tagged ``source:MODULE.NAME`` (for example
   ``source:densenet_tutorial.model.composite_function``): the source code of that function,
   exactly as it is written in the package. The notebook runs that cell, so
@@ -71,7 +73,7 @@ if "google.colab" in sys.modules:
 
 from densenet_tutorial import colab
 
-colab.setup()"""
+colab.setup(@ARGUMENTS@)"""
 
 
 def colab_url(notebook_name):
@@ -86,8 +88,32 @@ def colab_badge(notebook_name):
     return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(notebook_name)})"
 
 
-def setup_cell():
-    return SETUP_CELL.replace("@REPOSITORY@", REPOSITORY).replace("@BRANCH@", BRANCH)
+COLAB_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": []}}
+"""What Colab reads to open a notebook on a GPU runtime (written when one saves it so)."""
+
+
+def setup_cell(parameters):
+    """The set-up cell of a notebook whose parameters cell assigns ``parameters``."""
+    arguments = "KEEP_ON_DRIVE"
+    if "REQUIRE_GPU" in parameters:
+        arguments += ", require_gpu=REQUIRE_GPU and not QUICK"
+    return (
+        SETUP_CELL.replace("@REPOSITORY@", REPOSITORY)
+        .replace("@BRANCH@", BRANCH)
+        .replace("@ARGUMENTS@", arguments)
+    )
+
+
+def parameter_names(notebook):
+    """The names assigned in the notebook's cell tagged ``parameters``."""
+    (cell,) = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    return {
+        target.id
+        for node in ast.parse(cell.source).body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
 
 
 def function_source(dotted_name):
@@ -143,7 +169,7 @@ def with_notebooks_table(text):
     return text[: start + len(TABLE_START)] + table + text[end:]
 
 
-def synced_cell(cell, notebook_name):
+def synced_cell(cell, notebook_name, parameters):
     """The cell as it should be stored: generated text where tagged, no outputs."""
     cell = copy.deepcopy(cell)
     tags = cell.metadata.get("tags", [])
@@ -151,7 +177,7 @@ def synced_cell(cell, notebook_name):
     if "colab-badge" in tags:
         cell.source = colab_badge(notebook_name)
     elif "setup" in tags:
-        cell.source = setup_cell()
+        cell.source = setup_cell(parameters)
     elif sources:
         cell.source = "\n\n\n".join(function_source(name) for name in sources)
     elif cell.cell_type == "markdown":
@@ -169,9 +195,17 @@ def synced_notebook(notebook, notebook_name):
     missing = [tag for tag in REQUIRED_TAGS if tag not in tags]
     if missing:
         raise ValueError(f"{notebook_name} has no cell tagged {', '.join(missing)}")
+    code_tags = [c.metadata.get("tags", []) for c in notebook.cells if c.cell_type == "code"]
+    if "parameters" not in code_tags[0] or "setup" not in code_tags[1]:
+        raise ValueError(
+            f"{notebook_name}: the first code cell must be the parameters cell and the second "
+            "the set-up cell (the set-up reads KEEP_ON_DRIVE and REQUIRE_GPU)"
+        )
+    parameters = parameter_names(notebook)
     synced = copy.deepcopy(notebook)
-    synced.cells = [synced_cell(cell, notebook_name) for cell in notebook.cells]
+    synced.cells = [synced_cell(cell, notebook_name, parameters) for cell in notebook.cells]
     synced.metadata = {
+        **COLAB_METADATA,
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
     }

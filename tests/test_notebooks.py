@@ -121,15 +121,22 @@ def test_stored_without_outputs_or_execution_counts(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
-def test_badge_set_up_and_parameters(path):
+def test_badge_parameters_set_up_and_a_gpu_runtime(path):
     notebook = nbformat.read(path, as_version=4)
-    first_code = next(cell for cell in notebook.cells if cell.cell_type == "code")
-    assert "setup" in first_code.metadata.get("tags", [])
-    assert "colab.setup()" in first_code.source
+    parameters, setup = [cell for cell in notebook.cells if cell.cell_type == "code"][:2]
+    assert "parameters" in parameters.metadata.get("tags", [])
+    assert "setup" in setup.metadata.get("tags", [])
+    assert "colab.setup(KEEP_ON_DRIVE" in setup.source
+    assert notebook.metadata["accelerator"] == "GPU"  # Colab opens it on a GPU runtime
+    assert notebook.metadata["colab"]["gpuType"] == "T4"
     (badge,) = tagged(notebook, "colab-badge")
     assert badge.source.endswith(f"/{REPOSITORY}/blob/{BRANCH}/notebooks/{path.name})")
     defaults = parameter_defaults(notebook)
     assert defaults["QUICK"] is False  # the real run is the default; CI injects QUICK=True
+    assert defaults["KEEP_ON_DRIVE"] is True
+    trains = path.name.startswith(("03", "05", "06"))
+    assert ("REQUIRE_GPU" in defaults) == trains and defaults.get("REQUIRE_GPU", True) is True
+    assert ("require_gpu=REQUIRE_GPU and not QUICK" in setup.source) == trains
     if path.name.startswith(("03", "05")):
         assert defaults.keys() >= TRAINING_KNOBS
     elif not path.name.startswith("01"):

@@ -24,11 +24,20 @@ def test_ruff_format_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_requirements_txt_matches_pyproject():
-    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+def test_requirements_txt_is_the_runtime_set_plus_the_notebooks_extra():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["notebooks"]
     lines = (ROOT / "requirements.txt").read_text().splitlines()
     listed = [line for line in lines if line.strip() and not line.startswith("#")]
     assert sorted(listed) == sorted(declared)
+
+
+def test_runtime_dependencies_leave_colabs_jupyter_alone():
+    """On Colab `pip install -e .` installs the runtime set: no notebook server, no papermill."""
+    runtime = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {requirement.split(">")[0].split("=")[0] for requirement in runtime}
+    assert not names & {"jupyter", "notebook", "ipykernel", "papermill", "nbformat", "pytest"}
+    assert "opencv-python" in names and "opencv-python-headless" not in names
 
 
 def test_ci_runs_the_readme_test_command():
