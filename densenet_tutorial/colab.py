@@ -22,7 +22,7 @@ from pathlib import Path
 from densenet_tutorial.errors import ProjectError, RunError
 from densenet_tutorial.project import ROOT
 
-COLAB_CONTENT = Path("/content")  # a Colab runtime's working folder (on its own disk)
+COLAB_CONTENT = ROOT.parent  # on Colab: /content, where the set-up cell clones the project
 DRIVE_FOLDER = Path("MyDrive") / "densenet-tutorial"  # the products folder inside Drive
 
 SWITCH_RUNTIME = "Runtime > Change runtime type > T4 GPU > Save, then Runtime > Run all"
@@ -106,4 +106,9 @@ def show_project_errors_in_one_line():
         return
     shell = sys.modules["IPython"].get_ipython()
     if shell is not None:
-        shell.set_custom_exc((ProjectError,), lambda *error, **_: [f"error: {error[2]}"])
+        shell.set_custom_exc((ProjectError,), print_one_line)
+
+
+def print_one_line(shell, kind, error, traceback, tb_offset=None):
+    """IPython's handler for a ``ProjectError``: its message, after ``error:``, on stderr."""
+    print(f"error: {error}", file=sys.stderr)

@@ -7,9 +7,11 @@ a short training run: minutes on a CPU); in a real run the error names the noteb
 first.
 """
 
+import json
 from pathlib import Path
 
 from densenet_tutorial.data import prepare, read_split, synthesize
+from densenet_tutorial.data.files import write_atomically
 from densenet_tutorial.errors import MissingInputError
 from densenet_tutorial.model import depth
 
@@ -67,27 +69,72 @@ def split_is_usable(split_dir):
     return bool(rows) and (root / rows[0][0]).exists()
 
 
-def run_folder(runs_dir, blocks, growth_rate, image_size, epochs, quick):
-    """The folder of one training run, named after what sets it apart from the others."""
-    name = f"densenet{depth(blocks)}-k{growth_rate}-{image_size}px-{epochs}ep"
+RUN_SETTINGS = ("blocks", "growth_rate", "image_size", "batch_size", "epochs")
+
+
+def training_settings(quick, **given):
+    """Notebook 03's run: the settings ``given`` (not None), else the recipe's.
+
+    The recipe is ``training.FULL`` (DenseNet-169, k = 32, 224 px, 40 epochs) or, in quick
+    mode, ``training.QUICK``; the batch is ``training.BATCH_SIZE`` images per replica.
+    """
+    from densenet_tutorial.training import BATCH_SIZE, FULL, QUICK
+
+    recipe = {**(QUICK if quick else FULL), "batch_size": BATCH_SIZE}
+    settings = {
+        name: recipe[name] if given.get(name) is None else given[name] for name in RUN_SETTINGS
+    }
+    return {**settings, "blocks": tuple(settings["blocks"])}
+
+
+def trained_settings(runs_dir, quick, **given):
+    """Notebooks 04-06: the settings ``given`` (not None), else those of 03's last run.
+
+    So a learner who changes k (or the batch) in notebook 03 and runs it finds the new
+    model in 04 and 05 without editing them; an explicit value still wins.
+    """
+    record = last_run_file(runs_dir, quick)
+    last = json.loads(record.read_text()) if record.exists() else {}
+    chosen = {name: value for name, value in given.items() if value is not None}
+    return training_settings(quick, **{**last, **chosen})
+
+
+def last_run_file(runs_dir, quick):
+    """Where notebook 03 records the settings of the run it started last."""
+    return Path(runs_dir) / ("last-run-quick.json" if quick else "last-run.json")
+
+
+def remember_run(runs_dir, quick, settings):
+    """Record ``settings`` as notebook 03's last run (read by ``trained_settings``)."""
+    write_atomically(last_run_file(runs_dir, quick), json.dumps(settings, indent=2) + "\n")
+
+
+def run_folder(runs_dir, quick, blocks, growth_rate, image_size, batch_size, epochs):
+    """The folder of one training run, named after what sets it apart from the others.
+
+    The batch is part of the name: after running out of memory, a smaller ``BATCH_SIZE``
+    starts a new run instead of being refused by the old one's ``config.json``.
+    """
+    name = f"densenet{depth(blocks)}-k{growth_rate}-{image_size}px-b{batch_size}-{epochs}ep"
     return Path(runs_dir) / (name + ("-quick" if quick else ""))
 
 
-def find_model(run, data_dir, quick, **train_options):
+def find_model(run, data_dir, quick, **settings):
     """``run/best.keras``; trained now in quick mode if missing, else an error naming 03.
 
-    ``train_options`` are those of ``densenet_tutorial.training.train`` (``blocks`` ...), the
-    same as notebook 03 used, so that both find the same run folder.
+    ``settings`` are those of ``training_settings`` (``blocks`` ...), the same as notebook
+    03 used, so that both find the same run folder.
     """
     best = Path(run) / "best.keras"
     if best.exists():
         return best
     if not quick:
+        given = ", ".join(f"{name.upper()} = {value!r}" for name, value in settings.items())
         raise MissingInputError(
-            f"No trained model {best}. Run notebooks/03_train.ipynb first with the same "
-            f"parameters (BLOCKS, GROWTH_RATE, IMAGE_SIZE, EPOCHS), or set QUICK = True."
+            f"No trained model in {run}: run notebooks/03_train.ipynb first with {given} "
+            f"(about 40 epochs on a GPU), or set QUICK = True here."
         )
     from densenet_tutorial.training import train
 
-    train(find_images(data_dir, quick=True), run, quick=True, verbose=0, **train_options)
+    train(find_images(data_dir, quick=True), run, quick=True, verbose=0, **settings)
     return best
