@@ -7,7 +7,8 @@ What it writes, and where from:
 
 - the cell tagged ``colab-badge``: an "Open in Colab" badge pointing at the notebook's own
   path, and every other Colab address in the notebooks' text and in README.md, from the one
-  setting ``densenet_tutorial.project.REPOSITORY`` / ``BRANCH``;
+  setting ``densenet_tutorial.project.REPOSITORY`` / ``BRANCH``, and so are the addresses of
+  the figures of ``images/`` shown in the notebooks (relative paths break in Colab);
 - the cell tagged ``setup`` (the code cell right after the ``parameters`` cell): clone and
   install on Colab, then ``densenet_tutorial.colab.setup(...)`` with the notebook's
   ``KEEP_ON_DRIVE`` (and ``REQUIRE_GPU``, in the notebooks that train), with the same address;
@@ -44,6 +45,9 @@ README = ROOT / "README.md"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 COLAB_URL = re.compile(
     r"https://colab\.research\.google\.com/github/[^\s)\"'<>]+?/([\w.-]+\.ipynb)"
+)
+IMAGE_LINK = re.compile(
+    r"\]\((?:\.\./|https://raw\.githubusercontent\.com/[^\s)]+?/)images/([\w.-]+)\)"
 )
 SOURCE_TAG = "source:"
 TABLE_START, TABLE_END = "<!-- notebooks-table:start -->", "<!-- notebooks-table:end -->"
@@ -137,6 +141,20 @@ def with_current_colab_urls(text):
     return COLAB_URL.sub(lambda match: colab_url(match.group(1)), text)
 
 
+def image_url(name):
+    """Where a figure of ``images/`` is served from the published repository.
+
+    Notebooks link their figures by this absolute address, not by a relative path, which
+    breaks in Colab and in a copy saved to Google Drive.
+    """
+    return f"https://raw.githubusercontent.com/{REPOSITORY}/{BRANCH}/images/{name}"
+
+
+def with_current_image_urls(text):
+    """Point every link to ``images/NAME`` in a notebook's Markdown at ``image_url(NAME)``."""
+    return IMAGE_LINK.sub(lambda match: f"]({image_url(match.group(1))})", text)
+
+
 def notebook_title(path):
     """The first Markdown heading of a notebook, without its ``#``."""
     for cell in nbformat.read(path, as_version=4).cells:
@@ -181,7 +199,7 @@ def synced_cell(cell, notebook_name, parameters):
     elif sources:
         cell.source = "\n\n\n".join(function_source(name) for name in sources)
     elif cell.cell_type == "markdown":
-        cell.source = with_current_colab_urls(cell.source)
+        cell.source = with_current_image_urls(with_current_colab_urls(cell.source))
     if cell.cell_type == "code":
         cell.outputs = []
         cell.execution_count = None

@@ -8,6 +8,7 @@ demo`` does; any error in any cell fails it.
 import ast
 import importlib.util
 import inspect
+import re
 import shutil
 
 import nbformat
@@ -77,6 +78,24 @@ def test_colab_addresses_follow_the_one_setting():
     text = f"[03]({colab}/someone/fork/blob/dev/notebooks/03_train.ipynb)"
     expected = f"[03]({colab}/{REPOSITORY}/blob/{BRANCH}/notebooks/03_train.ipynb)"
     assert SYNC.with_current_colab_urls(text) == expected
+
+
+def test_figures_are_linked_from_the_one_setting():
+    raw = f"https://raw.githubusercontent.com/{REPOSITORY}/{BRANCH}/images"
+    for stale in (
+        "](../images/architecture.png)",
+        "](https://raw.githubusercontent.com/a/b/dev/images/architecture.png)",
+    ):
+        assert SYNC.with_current_image_urls(f"![x]{stale[1:]}") == f"![x]({raw}/architecture.png)"
+    for path in NOTEBOOKS:
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "markdown":
+                assert "](../images" not in cell.source, path.name
+                for link in re.findall(r"raw\.githubusercontent\.com/[^)]+", cell.source):
+                    assert (
+                        link.startswith(raw[8:])
+                        and (ROOT / "images" / link.split("/")[-1]).exists()
+                    )
 
 
 def test_readme_table_lists_every_notebook_with_its_badge():
