@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+THIS_FILE = Path(__file__).resolve().relative_to(ROOT)
 
 
 def _ruff(*args):
@@ -45,3 +46,11 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     command = next(line for line in ci.splitlines() if "pytest" in line)
     assert command.strip() in readme
+
+
+def test_nothing_points_at_documents_the_repository_does_not_hold():
+    """A reader has only the repository: facts are stated, not referred to elsewhere."""
+    pattern = r"REFERENCE\.md|seed 00[01]|\bissues? ([2-9]|1[0-9])\b|issue's budget|test_packaging"
+    command = ["git", "grep", "-n", "-I", "-E", pattern, "--", ".", ":!LICENSE", f":!{THIS_FILE}"]
+    found = subprocess.run(command, cwd=ROOT, capture_output=True, text=True).stdout
+    assert found == "", found
