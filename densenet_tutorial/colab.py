@@ -64,8 +64,8 @@ def products_folder(keep_on_drive=True):
 def setup(keep_on_drive=True, require_gpu=False):
     """Work in the products folder, report the hardware; stop if a GPU is required and absent.
 
-    Returns the products folder: the notebooks' ``DATA_DIR = "data"`` and
-    ``RUNS_DIR = "runs"`` are relative to it.
+    The notebooks' ``DATA_DIR = "data"`` and ``RUNS_DIR = "runs"`` are relative to the
+    products folder.
     """
     show_project_errors_in_one_line()
     folder = products_folder(keep_on_drive)
@@ -80,7 +80,6 @@ def setup(keep_on_drive=True, require_gpu=False):
         raise RunError(NO_GPU_STOP)
     else:
         print(NO_GPU_ADVICE)
-    return folder
 
 
 def accelerator_names():

@@ -22,7 +22,9 @@ What it writes, and where from:
   ``<!-- notebooks-table:end -->``: one row per notebook, in order, whose first two cells (the
   link with the notebook's title, the Colab badge) are written here; the other cells (what it
   teaches, how long it takes) are written by hand and kept;
-- outputs, execution counts and run metadata removed, so notebooks are stored clean.
+- outputs, execution counts and run metadata removed, so notebooks are stored clean; except
+  the notebooks of ``KEEPS_OUTPUTS`` (02), which keep the outputs of a real run (``--outputs``
+  reruns them; the tests rerun them and compare what they print).
 
 The tests run ``--check``: editing a building block in the package without running this
 script, or editing a copied cell by hand, fails CI.
@@ -57,6 +59,9 @@ TABLE_HEADER = [
 ]
 NOT_WRITTEN = ["(to write)", "not measured", "not measured"]  # hand-written cells of a new row
 REQUIRED_TAGS = ("colab-badge", "setup", "parameters")
+KEEPS_OUTPUTS = ("02_densenet_from_scratch.ipynb",)
+"""Stored with the outputs of a real run (it needs no data and no GPU), so that a reader on
+GitHub sees what the code prints; ``--outputs`` reruns it and the tests check the outputs."""
 
 SETUP_CELL = """\
 # Set-up, written by scripts/sync_notebooks.py from densenet_tutorial/project.py.
@@ -201,10 +206,56 @@ def synced_cell(cell, notebook_name, parameters):
     elif cell.cell_type == "markdown":
         cell.source = with_current_image_urls(with_current_colab_urls(cell.source))
     if cell.cell_type == "code":
-        cell.outputs = []
+        cell.outputs = stored_outputs(cell, notebook_name)
         cell.execution_count = None
     cell.metadata = {"tags": tags} if tags else {}
     return cell
+
+
+def stored_outputs(cell, notebook_name):
+    """What a code cell keeps in the repository: nothing, except in ``KEEPS_OUTPUTS``.
+
+    There the set-up cell's outputs (they describe the machine) and everything printed on
+    stderr (TensorFlow's start-up logs) are dropped, and so are execution counts.
+    """
+    if notebook_name not in KEEPS_OUTPUTS or "setup" in cell.metadata.get("tags", []):
+        return []
+    kept = []
+    for output in cell.get("outputs", []):
+        if output.output_type == "stream" and output.name == "stderr":
+            continue
+        output = copy.deepcopy(output)
+        if "execution_count" in output:
+            output.execution_count = None
+        kept.append(output)
+    return kept
+
+
+def printed(notebook):
+    """The text each code cell showed (images as ``<image>``): what the outputs check compares."""
+    shown = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code" or "setup" in cell.metadata.get("tags", []):
+            continue
+        texts = []
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream" and output.name == "stdout":
+                texts.append(output.text)
+            elif output.output_type in ("display_data", "execute_result"):
+                data = output.get("data", {})
+                texts.append("<image>" if "image/png" in data else data.get("text/plain", ""))
+        shown.append("".join(texts))
+    return shown
+
+
+def execute(path, out_path):
+    """Run a notebook top to bottom with its defaults (papermill); return the executed copy."""
+    import papermill
+
+    papermill.execute_notebook(
+        str(path), str(out_path), cwd=str(ROOT), kernel_name="python3", progress_bar=False
+    )
+    return nbformat.read(out_path, as_version=4)
 
 
 def synced_notebook(notebook, notebook_name):
@@ -239,8 +290,8 @@ def differences(old, new):
         label = f"cell {index} ({', '.join(a.metadata.get('tags', [])) or a.cell_type})"
         if a.source != b.source:
             found.append(f"{label}: text differs from what the package generates")
-        if a.get("outputs") or a.get("execution_count"):
-            found.append(f"{label}: outputs or execution count not stripped")
+        if a.get("outputs") != b.get("outputs") or a.get("execution_count"):
+            found.append(f"{label}: outputs or execution count not as stored")
         if a.metadata != b.metadata:
             found.append(f"{label}: metadata other than tags")
     if old.metadata != new.metadata:
@@ -269,9 +320,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="change nothing, exit 1 if stale")
     parser.add_argument(
+        "--outputs", action="store_true", help=f"rerun {', '.join(KEEPS_OUTPUTS)} to store outputs"
+    )
+    parser.add_argument(
         "paths", nargs="*", type=Path, help="notebooks or Markdown files (default: all, README)"
     )
     args = parser.parse_args(argv)
+    if args.outputs:
+        for name in KEEPS_OUTPUTS:
+            executed = execute(NOTEBOOKS_DIR / name, NOTEBOOKS_DIR / name)
+            print(f"reran {name}: {sum(map(bool, printed(executed)))} cells printed something")
     paths = args.paths or [*sorted(NOTEBOOKS_DIR.glob("*.ipynb")), README]
     problems = [problem for path in paths for problem in sync(path, args.check)]
     for problem in problems:

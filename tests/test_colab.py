@@ -261,6 +261,6 @@ def test_without_drive_the_notebook_says_a_reset_loses_the_run(monkeypatch, tmp_
     monkeypatch.syspath_prepend(str(STUB))
     monkeypatch.setitem(sys.modules, "google.colab", __import__("google.colab").colab)
     monkeypatch.chdir(tmp_path)
-    folder = colab.setup(keep_on_drive=False)
-    assert folder == ROOT
+    colab.setup(keep_on_drive=False)
+    assert Path.cwd() == ROOT
     assert "a runtime reset" in capsys.readouterr().out
