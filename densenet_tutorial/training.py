@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from densenet_tutorial import __version__
-from densenet_tutorial.data import make_dataset
+from densenet_tutorial.data import augmentation, make_dataset
 from densenet_tutorial.evaluate import evaluate_run, read_history
 from densenet_tutorial.model import build_densenet
 
@@ -268,6 +268,50 @@ def cpu_name():
     return platform.processor()
 
 
+class AugmentedModel(keras.Model):
+    """The network with the training augmentation in front of it, applied only in training.
+
+    ``fit`` calls the model with ``training=True``: the batch is augmented inside the
+    training step, on the device that trains (each replica its own share), in float32. Keras
+    random layers called without ``training`` default to augmenting; here the default is
+    ``training=False``, so ``evaluate``, ``predict`` and ``model(x)`` see the images as they
+    are. Only ``network``, the bare DenseNet, is saved as the run's model.
+    """
+
+    def __init__(self, network, augmentation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.network = network
+        self.augmentation = augmentation
+        self.build(network.input.shape)  # built from the start: BackupAndRestore needs it
+
+    def build(self, input_shape):
+        if self.augmentation is not None:
+            self.augmentation.build(input_shape)
+
+    def call(self, images, training=False):
+        if training and self.augmentation is not None:
+            images = self.augmentation(keras.ops.cast(images, "float32"), training=True)
+        return self.network(images, training=training)
+
+
+class SaveBestNetwork(keras.callbacks.Callback):
+    """Save ``model.network`` (no augmentation) whenever ``monitor`` beats its best so far.
+
+    A tie keeps the earlier epoch. ``best`` is the best value of the epochs already run, so
+    a resumed run only replaces the saved model with a better one.
+    """
+
+    def __init__(self, path, monitor="val_accuracy", best=None):
+        super().__init__()
+        self.path, self.monitor, self.best = path, monitor, best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and (self.best is None or value > self.best):
+            self.best = float(value)
+            self.model.network.save(self.path)
+
+
 def best_so_far(history_csv, monitor="val_accuracy"):
     """The best ``monitor`` value of the epochs already run (None for a new run)."""
     if not history_csv.exists():
@@ -277,7 +321,7 @@ def best_so_far(history_csv, monitor="val_accuracy"):
 
 
 def make_callbacks(out_dir):
-    """History, TensorBoard, the best model by validation accuracy, and a backup per epoch.
+    """History, TensorBoard, the best network by validation accuracy, and a backup per epoch.
 
     The backup comes last, so an epoch counts as done only once the others have recorded it;
     it is kept after training so that rerunning a finished run trains no further.
@@ -285,13 +329,7 @@ def make_callbacks(out_dir):
     return [
         keras.callbacks.CSVLogger(out_dir / "history.csv", append=True),
         keras.callbacks.TensorBoard(log_dir=out_dir / "logs"),
-        keras.callbacks.ModelCheckpoint(
-            out_dir / "best.keras",
-            monitor="val_accuracy",
-            mode="max",
-            save_best_only=True,
-            initial_value_threshold=best_so_far(out_dir / "history.csv"),  # survive a resume
-        ),
+        SaveBestNetwork(out_dir / "best.keras", best=best_so_far(out_dir / "history.csv")),
         keras.callbacks.BackupAndRestore(out_dir / "backup", delete_checkpoint=False),
     ]
 
@@ -321,6 +359,7 @@ def train(
     quick=False,
     precision="auto",
     deterministic=False,
+    augment=True,
     callbacks=(),
     verbose=1,
 ):
@@ -333,6 +372,7 @@ def train(
     folder ``out_dir`` receives ``config.json``, ``history.csv``, TensorBoard ``logs/``,
     ``best.keras`` (best validation accuracy), ``backup/``, then ``metrics.json`` and the figures
     of the test split. Rerunning with the same settings resumes after the last finished epoch.
+    ``augment=False`` trains on the images as they are (no ``augmentation()`` in the step).
     ``callbacks`` are extra Keras callbacks; ``verbose`` is passed to ``Model.fit``.
     """
     import tensorflow as tf
@@ -348,7 +388,7 @@ def train(
         split_dir, quick, blocks=blocks, growth_rate=growth_rate, compression=compression,
         image_size=image_size, batch_size=batch_size, epochs=epochs,
         memory_efficient=memory_efficient, seed=seed, precision=precision,
-        deterministic=deterministic,
+        deterministic=deterministic, augment=augment,
     )  # fmt: skip
     resume = check_run_folder(out_dir, settings)
 
@@ -362,17 +402,18 @@ def train(
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
-        train_data = make_dataset(split_dir, "train", size, global_batch, training=True, seed=seed)
+        train_data = make_dataset(split_dir, "train", size, global_batch, shuffle=True, seed=seed)
         val_data = make_dataset(split_dir, "val", size, global_batch)
         if quick:
             train_data = train_data.take(QUICK_STEPS_PER_EPOCH)
         steps_per_epoch = int(train_data.cardinality())
         with strategy.scope():
-            model = build_densenet(
+            network = build_densenet(
                 blocks=settings["blocks"], growth_rate=settings["growth_rate"],
                 compression=compression, input_shape=(size, size, 3),
                 memory_efficient=memory_efficient,
             )  # fmt: skip
+            model = AugmentedModel(network, augmentation(seed) if augment else None)
             schedule = learning_rate_schedule(global_batch, steps_per_epoch, settings["epochs"])
             compile_model(model, schedule)
         if not resume:

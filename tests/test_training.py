@@ -158,7 +158,7 @@ def test_best_model_checkpoint_remembers_the_epochs_before_a_resume(tmp_path):
         "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.7,0.6,0.80,0.5\n1,0.8,0.5,0.90,0.4\n"
     )
     callbacks = training.make_callbacks(tmp_path)
-    (checkpoint,) = [c for c in callbacks if isinstance(c, keras.callbacks.ModelCheckpoint)]
+    (checkpoint,) = [c for c in callbacks if isinstance(c, training.SaveBestNetwork)]
     assert checkpoint.best == pytest.approx(0.90)  # a worse resumed epoch won't replace it
     assert isinstance(callbacks[-1], keras.callbacks.BackupAndRestore)  # an epoch counts last
 
@@ -205,9 +205,25 @@ MIRRORED = textwrap.dedent(
         moved = max(float(np.abs(a - b).max()) for a, b in zip(single, start))
         return max(float(np.abs(a - b).max()) for a, b in zip(single, two)), moved
 
+    def augmented_steps():  # two epochs on 2 replicas, augmentation inside the training step
+        from densenet_tutorial.data import augmentation
+        from densenet_tutorial.training import AugmentedModel
+
+        with mirrored.scope():
+            network = build_densenet(blocks=(1, 1), growth_rate=4, input_shape=(32, 32, 3))
+            network.set_weights(start)
+            model = AugmentedModel(network, augmentation(seed=0))
+            compile_model(model, 0.05)
+        data = tf.data.Dataset.from_tensor_slices((x.astype("uint8"), y)).batch(8)
+        model.fit(data, epochs=2, verbose=0)
+        weights = network.get_weights()
+        assert all(np.isfinite(w).all() for w in weights)
+        return max(float(np.abs(a - b).max()) for a, b in zip(weights, start))
+
     print(json.dumps({
         "duplicated": difference(np.concatenate([x[:4]] * 2), np.concatenate([y[:4]] * 2), False),
         "frozen_bn": difference(x, y, True),
+        "augmented_moved": augmented_steps(),
     }))
     """
 )
@@ -215,6 +231,9 @@ MIRRORED = textwrap.dedent(
 
 def test_mirrored_step_equals_single_device_step():
     """One step on 2 replicas x 4 images gives the weights of one step on 8 images on 1 device.
+
+    (Without augmentation, which draws at random; with it, each replica augments its share
+    inside the step, and training runs.)
 
     Batch normalization is per replica (not synchronised): each replica normalises its 4 images
     by their own mean and variance, which no single-device step on all 8 reproduces. So we check
@@ -230,6 +249,7 @@ def test_mirrored_step_equals_single_device_step():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     differences = json.loads(result.stdout.strip().splitlines()[-1])
+    assert differences.pop("augmented_moved") > 1e-3  # and with augmentation in the step, it runs
     for case, (difference, moved) in differences.items():
         assert moved > 1e-3, case  # the step really changed the weights
         assert difference < 1e-5 * max(1.0, moved), (case, difference)
@@ -351,6 +371,38 @@ def test_metrics_are_those_of_the_best_model_on_the_test_split(run, split):
     z_val, y_val = predictions(model, make_dataset(split / "splits", "val", 32, 16))
     history = np.genfromtxt(run["out"] / "history.csv", delimiter=",", names=True)
     assert np.mean((z_val > 0) == y_val) == pytest.approx(history["val_accuracy"].max())
+
+
+def test_saved_model_is_the_bare_network_that_build_densenet_makes(run):
+    """Augmentation happens in the training step only: best.keras holds no random layer."""
+    from densenet_tutorial.model import build_densenet
+
+    saved = keras.models.load_model(run["out"] / "best.keras")
+    settings = {name: TINY[name] for name in ("blocks", "growth_rate")}
+    built = build_densenet(**settings, input_shape=(TINY["image_size"], TINY["image_size"], 3))
+    assert [layer.name for layer in saved.layers] == [layer.name for layer in built.layers]
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("uint8")
+    np.testing.assert_array_equal(saved(images), saved(images))  # no training argument
+    np.testing.assert_allclose(saved.predict(images, verbose=0), saved(images), atol=1e-5)
+
+
+def test_augmented_model_augments_only_when_training():
+    from densenet_tutorial.data import augmentation
+    from densenet_tutorial.model import build_densenet
+
+    network = build_densenet(blocks=(1, 1), growth_rate=4, input_shape=(32, 32, 3))
+    model = training.AugmentedModel(network, augmentation(seed=0))
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype("uint8")
+    plain = network(images, training=False)
+    np.testing.assert_array_equal(model(images), plain)  # called as model(x)
+    np.testing.assert_array_equal(model(images, training=False), plain)
+    np.testing.assert_allclose(model.predict(images, verbose=0), plain, atol=1e-5)
+    # In training mode the network sees augmented images (BN uses batch statistics in both).
+    assert not np.allclose(model(images, training=True), network(images, training=True))
+    without = training.AugmentedModel(network, None)
+    np.testing.assert_allclose(
+        without(images, training=True), network(images, training=True), atol=1e-6
+    )
 
 
 def test_finished_run_reruns_without_training_and_other_settings_are_refused(run, split):

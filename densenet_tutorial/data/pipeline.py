@@ -1,14 +1,18 @@
 """Step 5: the ``tf.data`` input pipeline, from a split to batches of RGB images and labels.
 
 read file -> decode to RGB -> resize (in parallel) -> cache -> shuffle (training only) ->
-batch -> augment (training only, Keras preprocessing layers) -> prefetch.
+batch -> prefetch.
 
-Images are RGB in [0, 255] (the model scales them itself): uint8 as decoded, or float32
-after augmentation (Keras layers compute in float). uint8 is four times less memory to
-move: a cached epoch without augmentation runs about ten times faster than with a float32
-cast (measured here), and the model casts its input itself. Labels are float32, 0 for
-``cat`` and 1 for ``dog`` (``CLASS_NAMES``). Validation and test batches come in the
-split's order, every epoch the same.
+Images are RGB in [0, 255], uint8 as decoded: four times less memory to cache and to move
+than float32, and the model casts its input itself. Labels are float32, 0 for ``cat`` and 1
+for ``dog`` (``CLASS_NAMES``). Validation and test batches come in the split's order, every
+epoch the same.
+
+The random augmentation is *not* part of this pipeline: ``augmentation()`` is applied inside
+the training step (``densenet_tutorial.training.AugmentedModel``), on the GPU or TPU that
+trains. On two CPU cores (a Colab runtime's) the Keras augmentation layers in ``tf.data``
+managed 66-198 images/s at 224 px, fewer than a GPU trains; from the cache this pipeline
+delivers thousands (see ``docs/benchmarks.md``).
 """
 
 from pathlib import Path
@@ -27,16 +31,19 @@ AUTOTUNE = tf.data.AUTOTUNE
 def augmentation(seed=None):
     """The training augmentation: mirror, rotate up to +-18 degrees, zoom +-10 %, contrast.
 
-    Keras preprocessing layers, like the ``ImageDataGenerator`` settings of seed 001 but
-    milder (rotation 40 degrees and shear distort the small synthetic shapes too much).
-    They draw a new transformation for every image of every batch.
+    Keras preprocessing layers, computing in float32 whatever the mixed-precision policy.
+    They draw a new transformation for every image of every batch, each layer from its own
+    seed (``seed``, ``seed + 1``, ...): given one seed, Keras layers draw the *same* uniform
+    number, so every image that is flipped would also be rotated and zoomed the same way.
+    The paper's ImageNet models train with random crops and horizontal flips (Sec. 4.1).
     """
+    seeds = [None if seed is None else seed + i for i in range(4)]
     return keras.Sequential(
         [
-            layers.RandomFlip("horizontal", seed=seed),
-            layers.RandomRotation(0.05, fill_mode="reflect", seed=seed),
-            layers.RandomZoom(0.1, fill_mode="reflect", seed=seed),
-            layers.RandomContrast(0.1, seed=seed),
+            layers.RandomFlip("horizontal", seed=seeds[0], dtype="float32"),
+            layers.RandomRotation(0.05, fill_mode="reflect", seed=seeds[1], dtype="float32"),
+            layers.RandomZoom(0.1, fill_mode="reflect", seed=seeds[2], dtype="float32"),
+            layers.RandomContrast(0.1, seed=seeds[3], dtype="float32"),
         ],
         name="augmentation",
     )
@@ -56,35 +63,30 @@ def load_image(path, image_size):
     return tf.saturate_cast(tf.round(image), tf.uint8)
 
 
-def make_dataset(split_dir, part, image_size=224, batch_size=32, training=False, augment=True,
-                 cache=True, seed=0, root=None):  # fmt: skip
+def make_dataset(split_dir, part, image_size=224, batch_size=32, shuffle=False, cache=True,
+                 seed=0, root=None):  # fmt: skip
     """A ``tf.data.Dataset`` of ``(images, labels)`` batches of one part of a split.
 
     - ``part``: ``"train"``, ``"val"`` or ``"test"``; ``split_dir`` as returned by
       ``prepare``. ``root`` is where the images are now, if they moved since ``prepare``.
-    - ``training``: shuffle every epoch and apply ``augment`` (True for ``augmentation()``,
-      or any Keras layer, or False). Without it the order is the split's, every epoch.
+    - ``shuffle``: a new order every epoch (training); without it the split's order.
     - ``cache``: keep the decoded uint8 images in memory after the first epoch, so later
       epochs skip reading and decoding (17,000 images at 224 px take 2.6 GB).
-    - Images are ``(batch, image_size, image_size, 3)`` RGB in [0, 255], uint8 (float32
-      when augmented); labels float32 ``(batch,)``, 0 = cat and 1 = dog.
+    - Images are ``(batch, image_size, image_size, 3)`` RGB uint8 in [0, 255]; labels
+      float32 ``(batch,)``, 0 = cat and 1 = dog.
     """
     recorded_root, rows = read_split(split_dir, part)
     root = Path(root) if root else recorded_root
     paths = [str(root / path) for path, _ in rows]
     labels = np.array([CLASS_NAMES.index(label) for _, label in rows], np.float32)
     dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
-    if training and not cache:
+    if shuffle and not cache:
         dataset = dataset.shuffle(len(paths), seed=seed)  # shuffle names, not decoded images
     dataset = dataset.map(lambda path, label: (load_image(path, image_size), label), AUTOTUNE)
     if cache:
         dataset = dataset.cache()
-    if training and cache:
+    if shuffle and cache:
         # The cache replays the first epoch's order: shuffle after it. The buffer holds
         # references to the cached images, not copies.
         dataset = dataset.shuffle(len(paths), seed=seed)
-    dataset = dataset.batch(batch_size)
-    if training and augment:
-        augment = augmentation(seed) if augment is True else augment
-        dataset = dataset.map(lambda x, y: (augment(x, training=True), y), AUTOTUNE)
-    return dataset.prefetch(AUTOTUNE)
+    return dataset.batch(batch_size).prefetch(AUTOTUNE)
