@@ -37,7 +37,8 @@ def add_model_options(parser):
 
 def cmd_summary(args):
     """Build a DenseNet and print its stages and parameter count."""
-    from densenet_tutorial.model import build_densenet, format_architecture
+    from densenet_tutorial.architecture import format_architecture
+    from densenet_tutorial.model import build_densenet
 
     model = build_densenet(
         blocks=args.blocks, growth_rate=args.growth_rate, compression=args.compression,

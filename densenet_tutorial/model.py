@@ -3,8 +3,10 @@
 One short function per idea of the paper (section numbers refer to arXiv 1608.06993v5):
 
 - ``composite_function``: H(.) = BN -> ReLU -> Conv, the pre-activation unit (Sec. 3);
-- ``bottleneck_layer``: one dense layer of DenseNet-B, 1x1 conv to ``bottleneck_width * k``
-  channels, then 3x3 conv to ``k`` new channels (Sec. 3, "Bottleneck layers");
+- ``bottleneck``: the 1x1 BN-ReLU-Conv that narrows a dense layer's input to
+  ``bottleneck_width * k`` channels (Sec. 3, "Bottleneck layers");
+- ``dense_layer``: one layer of a dense block, the bottleneck, then BN-ReLU-Conv(3x3) to
+  ``k`` new feature maps;
 - ``dense_block``: layer l sees the concatenation of all earlier feature maps (Eq. 2);
 - ``transition_layer``: BN-ReLU-Conv1x1 to ``floor(compression * m)`` channels, then 2x2
   average pooling (Sec. 3, "Pooling layers" and "Compression");
@@ -13,19 +15,26 @@ One short function per idea of the paper (section numbers refer to arXiv 1608.06
 
 Layer names are those of ``keras.applications.densenet``, so any name found in the Keras
 documentation (``conv3_block7_concat``, ``pool4_conv``, the final ``relu``) exists here too.
-The module knows nothing of files, labels or training.
+The memory-efficient variant of the dense block lives in ``memory_efficient``; the stage
+table in ``architecture``. The module knows nothing of files, labels or training.
 """
 
 import math
-import re
 
 import keras
 from keras import layers
+
+from densenet_tutorial import memory_efficient as recomputing
+from densenet_tutorial.errors import SettingError
 
 BN_EPSILON = 1.001e-5  # as keras.applications.densenet
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the "torch" preprocessing of keras.applications.densenet
 IMAGENET_STD = (0.229, 0.224, 0.225)
 POOLINGS = {"avg": layers.GlobalAveragePooling2D, "max": layers.GlobalMaxPooling2D}
+DENSENET121 = (6, 12, 24, 16)  # layers per dense block (Table 1)
+DENSENET169 = (6, 12, 32, 32)
+DENSENET201 = (6, 12, 48, 32)
+DENSENET264 = (6, 12, 64, 48)
 
 
 def composite_function(x, filters, kernel_size, bn_name, relu_name, conv_name):
@@ -41,37 +50,24 @@ def bottleneck(x, growth_rate, bottleneck_width, name):
     return composite_function(x, width, 1, f"{name}_0_bn", f"{name}_0_relu", f"{name}_1_conv")
 
 
-def bottleneck_layer(x, growth_rate, bottleneck_width, name, memory_efficient=False):
-    """One dense layer (Sec. 3): the bottleneck, then BN-ReLU-Conv(3x3) to ``k`` new maps.
+def dense_layer(x, growth_rate, bottleneck_width, name):
+    """One layer of a dense block (Sec. 3): the bottleneck, then BN-ReLU-Conv(3x3) to k maps.
 
-    ``x`` is the concatenation of all earlier feature maps of the block (Eq. 2). With
-    ``memory_efficient`` it is instead the list of those maps: the concatenation and the
-    bottleneck are then recomputed in the backward pass, not stored (Pleiss et al., 2017).
-    Returns only the ``growth_rate`` new maps.
+    ``x`` is the concatenation of all earlier feature maps of the block (Eq. 2). Returns
+    only the ``growth_rate`` new maps.
     """
-    if memory_efficient:
-        x = RecomputedBottleneck(growth_rate, bottleneck_width, name)(x)
-    else:
-        x = bottleneck(x, growth_rate, bottleneck_width, name)
+    x = bottleneck(x, growth_rate, bottleneck_width, name)
     return composite_function(x, growth_rate, 3, f"{name}_1_bn", f"{name}_1_relu", f"{name}_2_conv")
 
 
-def dense_block(x, num_layers, growth_rate, bottleneck_width, name, memory_efficient=False):
+def dense_block(x, num_layers, growth_rate, bottleneck_width, name):
     """A dense block (Sec. 3, Fig. 1): each layer adds ``growth_rate`` maps to the stack.
 
     Layer i sees ``[x0, x1, ..., x_{i-1}]`` (Eq. 2), built as a chain of concatenations,
-    each the previous one plus the newest maps, as keras.applications does. The
-    memory-efficient block keeps the list of maps and concatenates it once at the end.
+    each the previous one plus the newest maps, as keras.applications does.
     """
-    if memory_efficient:
-        features = [x]
-        for i in range(1, num_layers + 1):
-            features.append(
-                bottleneck_layer(features, growth_rate, bottleneck_width, f"{name}_block{i}", True)
-            )
-        return layers.Concatenate(name=f"{name}_block{num_layers}_concat")(features)
     for i in range(1, num_layers + 1):
-        new_maps = bottleneck_layer(x, growth_rate, bottleneck_width, f"{name}_block{i}")
+        new_maps = dense_layer(x, growth_rate, bottleneck_width, f"{name}_block{i}")
         x = layers.Concatenate(name=f"{name}_block{i}_concat")([x, new_maps])
     return x
 
@@ -93,6 +89,16 @@ def stem(x, channels):
     return layers.MaxPooling2D(3, strides=2, name="pool1")(x)
 
 
+def normalization(name="normalize"):
+    """Raw RGB pixels in [0, 255] -> ImageNet-standardised, as ``keras.applications.densenet``'s
+    ``preprocess_input`` (the "torch" mode: scale to [0, 1], subtract mean, divide by std)."""
+    return layers.Normalization(
+        mean=[255 * m for m in IMAGENET_MEAN],
+        variance=[(255 * s) ** 2 for s in IMAGENET_STD],
+        name=name,
+    )
+
+
 def head(x, num_classes, pooling, dropout):
     """The exit: BN-ReLU, global pooling, dropout, and ``num_classes`` logits in float32."""
     x = layers.BatchNormalization(epsilon=BN_EPSILON, name="bn")(x)
@@ -105,7 +111,7 @@ def head(x, num_classes, pooling, dropout):
 
 
 def build_densenet(
-    blocks=(6, 12, 32, 32),
+    blocks=DENSENET169,
     growth_rate=32,
     compression=0.5,
     bottleneck_width=4,
@@ -122,22 +128,28 @@ def build_densenet(
     Input: RGB pixels in [0, 255] (uint8 or float); the first layer normalizes them.
     ``stem_channels=None`` means ``2 * growth_rate``, as in the paper. The model ends in
     ``num_classes`` logits (one logit for a binary task), named ``predictions``.
+    ``memory_efficient=True`` recomputes each dense layer's concatenation and bottleneck in
+    the backward pass instead of storing them (Pleiss et al. 2017): same weights, same outputs.
     """
     blocks = tuple(blocks)
     stem_channels = 2 * growth_rate if stem_channels is None else stem_channels
     validate_config(
-        blocks, growth_rate, compression, bottleneck_width, stem_channels, input_shape,
-        num_classes, pooling, dropout,
-    )  # fmt: skip
+        blocks,
+        growth_rate,
+        compression,
+        bottleneck_width,
+        stem_channels,
+        input_shape,
+        num_classes,
+        pooling,
+        dropout,
+    )
+    block = recomputing.dense_block if memory_efficient else dense_block
     inputs = keras.Input(shape=input_shape, name="image")
-    x = layers.Normalization(
-        mean=[255 * m for m in IMAGENET_MEAN],
-        variance=[(255 * s) ** 2 for s in IMAGENET_STD],
-        name="normalize",
-    )(inputs)
+    x = normalization()(inputs)
     x = stem(x, stem_channels)
     for b, num_layers in enumerate(blocks, start=2):
-        x = dense_block(x, num_layers, growth_rate, bottleneck_width, f"conv{b}", memory_efficient)
+        x = block(x, num_layers, growth_rate, bottleneck_width, f"conv{b}")
         if b < len(blocks) + 1:
             x = transition_layer(x, compression, f"pool{b}")
     outputs = head(x, num_classes, pooling, dropout)
@@ -169,11 +181,12 @@ def validate_config(
     blocks, growth_rate, compression, bottleneck_width, stem_channels, input_shape,
     num_classes, pooling, dropout,
 ):  # fmt: skip
-    """Raise ``ValueError`` naming the parameter, its value and what is allowed."""
+    """Raise ``SettingError`` (a ``ValueError``) naming the parameter, its value and what is
+    allowed."""
 
     def check(ok, parameter, value, allowed):
         if not ok:
-            raise ValueError(f"{parameter}={value!r} is not allowed: {allowed}.")
+            raise SettingError(f"{parameter}={value!r} is not allowed: {allowed}.")
 
     def positive_int(value):
         return isinstance(value, int) and not isinstance(value, bool) and value >= 1
@@ -222,139 +235,25 @@ def smallest_input_size(num_blocks):
     return size
 
 
-def _preset(blocks, depth_name):
-    def preset(**kwargs):
-        kwargs.setdefault("name", depth_name)
-        return build_densenet(blocks=blocks, **kwargs)
-
-    preset.__name__ = depth_name
-    preset.__doc__ = f"{depth_name.capitalize()}: dense blocks of {blocks} layers (Table 1)."
-    return preset
+def densenet121(**kwargs):
+    """DenseNet-121: dense blocks of 6, 12, 24 and 16 layers (Table 1)."""
+    kwargs.setdefault("name", "densenet121")
+    return build_densenet(blocks=DENSENET121, **kwargs)
 
 
-densenet121 = _preset((6, 12, 24, 16), "densenet121")
-densenet169 = _preset((6, 12, 32, 32), "densenet169")
-densenet201 = _preset((6, 12, 48, 32), "densenet201")
-densenet264 = _preset((6, 12, 64, 48), "densenet264")
+def densenet169(**kwargs):
+    """DenseNet-169: dense blocks of 6, 12, 32 and 32 layers (Table 1)."""
+    kwargs.setdefault("name", "densenet169")
+    return build_densenet(blocks=DENSENET169, **kwargs)
 
 
-@keras.saving.register_keras_serializable(package="densenet_tutorial")
-class RecomputedBottleneck(layers.Layer):
-    """Concatenation + bottleneck of one dense layer, recomputed in the backward pass.
-
-    Pleiss et al. (2017, arXiv 1707.06990): storing the concatenated inputs and their
-    BN-ReLU outputs of every layer makes training memory grow quadratically with depth;
-    recomputing them from the stored k-channel feature maps makes it linear. The layers
-    inside keep their Keras names (``conv2_block1_0_bn`` ...); ``memory_efficient=True``
-    in ``build_densenet`` swaps this in, same weights, same outputs, same gradients.
-    """
-
-    def __init__(self, growth_rate, bottleneck_width, block_name, **kwargs):
-        kwargs.setdefault("name", f"{block_name}_bottleneck")
-        super().__init__(**kwargs)
-        self.growth_rate = growth_rate
-        self.bottleneck_width = bottleneck_width
-        self.block_name = block_name
-        self.inner = None
-
-    def build(self, input_shape):
-        inputs = [keras.Input(shape=shape[1:], dtype=self.compute_dtype) for shape in input_shape]
-        x = layers.Concatenate(name=f"{self.block_name}_input")(inputs)  # Eq. 2
-        outputs = bottleneck(x, self.growth_rate, self.bottleneck_width, self.block_name)
-        self.inner = keras.Model(inputs, outputs, name=f"{self.block_name}_inner")
-
-    def call(self, features, training=None):
-        if not training:
-            return self.inner(features, training=training)
-        return recompute_in_backward(self.inner, list(features))
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[0][:-1], self.bottleneck_width * self.growth_rate)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            growth_rate=self.growth_rate,
-            bottleneck_width=self.bottleneck_width,
-            block_name=self.block_name,
-        )
-        return config
+def densenet201(**kwargs):
+    """DenseNet-201: dense blocks of 6, 12, 48 and 32 layers (Table 1)."""
+    kwargs.setdefault("name", "densenet201")
+    return build_densenet(blocks=DENSENET201, **kwargs)
 
 
-def recompute_in_backward(block, inputs):
-    """Run ``block`` (training mode), keeping only ``inputs`` for the backward pass.
-
-    Like ``keras.remat``/``tf.recompute_grad``, with two differences that matter for a
-    DenseNet: the recomputation runs in a ``keras.StatelessScope`` so BatchNormalization
-    moving statistics are updated once per step (not twice), and it waits for the
-    incoming gradient so TensorFlow's graph optimiser cannot merge it back into the
-    forward pass (which would store everything again).
-    """
-    import tensorflow as tf
-
-    @tf.custom_gradient
-    def forward(*xs):
-        y = block(list(xs), training=True)
-
-        def backward(dy, variables=None):
-            with tf.control_dependencies([dy]):
-                replay = [tf.identity(x) for x in xs]
-            with tf.GradientTape() as tape:
-                tape.watch(replay)
-                with keras.StatelessScope():
-                    y_again = block(replay, training=True)
-            grads = tape.gradient(y_again, replay + list(variables or []), output_gradients=dy)
-            return grads[: len(xs)], grads[len(xs) :]
-
-        return y, backward
-
-    return forward(*inputs)
-
-
-def architecture_table(model):
-    """Per stage of a DenseNet built here: input/output channels, output size, parameters.
-
-    Stages are found by layer name: ``conv1``/``pool1`` (stem), ``conv{b}`` (dense block b),
-    ``pool{b}`` (transition b), and the rest (head). Nested layers count toward their stage.
-    """
-    rows = {}
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        stage = _stage_of(layer.name)
-        row = rows.setdefault(stage, {"stage": stage, "input_channels": None, "params": 0})
-        if row["input_channels"] is None and stage != "input":
-            row["input_channels"] = _channels(layer.input)
-        shape = layer.output.shape
-        row["output_channels"] = shape[-1]
-        row["output_size"] = tuple(shape[1:-1])
-        row["params"] += layer.count_params()
-    return [row for stage, row in rows.items() if stage != "input"]
-
-
-def _stage_of(layer_name):
-    match = re.match(r"(conv|pool)(\d+)_", layer_name + "_")
-    if match is None:
-        return "input" if layer_name == "normalize" else "head"
-    kind, number = match.groups()
-    if number == "1":
-        return "stem"
-    return f"dense block {int(number) - 1}" if kind == "conv" else f"transition {int(number) - 1}"
-
-
-def _channels(tensors):
-    tensors = tensors if isinstance(tensors, (list, tuple)) else [tensors]
-    return sum(t.shape[-1] for t in tensors)
-
-
-def format_architecture(model):
-    """``architecture_table`` as aligned text, with the total parameter count."""
-    lines = [f"{'stage':<14}{'in ch':>7}{'out ch':>8}{'size':>10}{'params':>13}"]
-    for row in architecture_table(model):
-        size = "x".join(str(s) for s in row["output_size"]) or "-"
-        lines.append(
-            f"{row['stage']:<14}{row['input_channels']:>7}{row['output_channels']:>8}"
-            f"{size:>10}{row['params']:>13,}"
-        )
-    lines.append(f"{'total':<14}{'':>7}{'':>8}{'':>10}{model.count_params():>13,}")
-    return "\n".join(lines)
+def densenet264(**kwargs):
+    """DenseNet-264: dense blocks of 6, 12, 64 and 48 layers (Table 1)."""
+    kwargs.setdefault("name", "densenet264")
+    return build_densenet(blocks=DENSENET264, **kwargs)

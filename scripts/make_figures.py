@@ -19,10 +19,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
-from densenet_tutorial.model import architecture_table, build_densenet
+from densenet_tutorial.architecture import architecture_table
+from densenet_tutorial.model import DENSENET169, build_densenet
 from densenet_tutorial.project import ROOT
 
-DENSENET_169 = (6, 12, 32, 32)
 STAGE_COLOURS = {"stem": "#d9d9d9", "dense": "#9ecae1", "transition": "#fdae6b", "head": "#a1d99b"}
 GROWTH_RATES = (8, 12, 16, 24, 32, 40, 48)
 
@@ -33,7 +33,7 @@ def stage_colour(stage):
 
 def architecture_figure(path):
     """DenseNet-169 at 224 px as a row of boxes, one per stage, read from the built model."""
-    rows = architecture_table(build_densenet(blocks=DENSENET_169, input_shape=(224, 224, 3)))
+    rows = architecture_table(build_densenet(blocks=DENSENET169, input_shape=(224, 224, 3)))
     fig, ax = plt.subplots(figsize=(16, 3.6))
     width, gap = 1.55, 0.35
     for i, row in enumerate(rows):
@@ -46,7 +46,7 @@ def architecture_figure(path):
         size = "x".join(map(str, row["output_size"])) or "1 logit"
         title = row["stage"]
         if row["stage"].startswith("dense block"):
-            layers = DENSENET_169[int(row["stage"].split()[-1]) - 1]
+            layers = DENSENET169[int(row["stage"].split()[-1]) - 1]
             title += f"\n{layers} layers"
         text = (
             f"{title}\n\n{row['input_channels']} -> {row['output_channels']} ch\n{size}\n"
@@ -121,7 +121,7 @@ def dense_connectivity_figure(path, num_layers=4, k0=6, growth_rate=3):
 def growth_rate_figure(path, growth_rates=GROWTH_RATES):
     """Parameters of DenseNet-169 against k, each counted on a network built here."""
     counts = [
-        build_densenet(blocks=DENSENET_169, growth_rate=k, input_shape=(64, 64, 3)).count_params()
+        build_densenet(blocks=DENSENET169, growth_rate=k, input_shape=(64, 64, 3)).count_params()
         for k in growth_rates
     ]
     fig, ax = plt.subplots(figsize=(6.5, 4))

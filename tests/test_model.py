@@ -8,8 +8,11 @@ import pytest
 import tensorflow as tf
 
 from densenet_tutorial import model as densenet
+from densenet_tutorial.architecture import architecture_table
+from densenet_tutorial.memory_efficient import RecomputedBottleneck
 
-# One-logit head, stem 2k: counts measured with keras.applications (REFERENCE.md).
+# One-logit head, stem 2k: the counts of the same networks built with keras.applications'
+# DenseNet code (weights=None, include_top=False, pooling="avg") plus a Dense(1) logit.
 PARAMETER_COUNTS = [
     (densenet.densenet121, 32, 7_038_529),
     (densenet.densenet169, 32, 12_644_545),
@@ -149,7 +152,7 @@ def test_smallest_input_is_the_one_the_downsampling_allows():
 
 def test_architecture_table_adds_up():
     model = densenet.densenet169(growth_rate=12, input_shape=(96, 96, 3))
-    rows = densenet.architecture_table(model)
+    rows = architecture_table(model)
     assert [row["stage"] for row in rows] == [
         "stem", "dense block 1", "transition 1", "dense block 2", "transition 2",
         "dense block 3", "transition 3", "dense block 4", "head",
@@ -241,7 +244,7 @@ def test_memory_efficient_training_step_matches_and_updates_bn_once():
 
 def _nested_layer(model, name):
     for layer in model.layers:
-        if isinstance(layer, densenet.RecomputedBottleneck):
+        if isinstance(layer, RecomputedBottleneck):
             for inner in layer.inner.layers:
                 if inner.name == name:
                     return inner
