@@ -1,12 +1,15 @@
 """``python -m densenet_tutorial COMMAND``: a thin face over the package.
 
 Each command parses its options and calls one function of the package; no logic lives here.
-Errors the user can fix (a missing folder, a bad growth rate, no network) are printed as
-one clear message, without a traceback, and the command exits with status 2.
+Errors the user can fix (``densenet_tutorial.errors.ProjectError``: a missing folder, a bad
+growth rate, no network) are printed as one clear message, without a traceback, and the
+command exits with status 2; any other exception is a bug and keeps its traceback.
 """
 
 import argparse
 import sys
+
+from densenet_tutorial.errors import ProjectError
 
 
 def _blocks(text):
@@ -19,10 +22,12 @@ def _blocks(text):
 
 def add_model_options(parser):
     """The architecture knobs shared by every command that builds a DenseNet."""
+    from densenet_tutorial.model import DENSENET169
+
     parser.add_argument(
         "--blocks",
         type=_blocks,
-        default=(6, 12, 32, 32),
+        default=DENSENET169,
         help="layers per dense block (default 6,12,32,32: DenseNet-169)",
     )
     parser.add_argument("--growth-rate", type=int, default=32, help="k (default 32)")
@@ -87,23 +92,6 @@ def cmd_synth(args):
     print(f"Wrote {len(files):,} files to {args.out} ({args.layout} layout)")
 
 
-def cmd_bench(args):
-    """Measure speed and memory against the references; print the table, save it as JSON."""
-    import json
-
-    from densenet_tutorial.bench import format_table, run_bench
-
-    result = run_bench(
-        parts=args.parts, image_size=args.image_size, batch_size=args.batch_size,
-        steps=args.steps, warmup=args.warmup, blocks=args.blocks, growth_rates=args.growth_rates,
-        pipeline_images=args.pipeline_images, repeats=args.repeats,
-    )  # fmt: skip
-    print(format_table(result))
-    if args.json:
-        with open(args.json, "w") as file:
-            json.dump(result, file, indent=2)
-
-
 def cmd_train(args):
     """Train a DenseNet on a prepared split; evaluate the best model on the test split."""
     from densenet_tutorial.training import train
@@ -120,11 +108,11 @@ def cmd_train(args):
     print(f"Test accuracy {metrics.get('accuracy', float('nan')):.4f}; results in {args.out}")
 
 
-def _names(text):
-    return tuple(name.strip() for name in text.split(",") if name.strip())
-
-
 def build_parser():
+    # Imported here, not at the top: `prepare` checks files in fresh worker processes that
+    # import this module, and they need no TensorFlow.
+    from densenet_tutorial.training import BATCH_SIZE, EPOCHS, PRECISIONS, QUICK, SEED
+
     parser = argparse.ArgumentParser(
         prog="python -m densenet_tutorial", description=__doc__.split("\n")[0]
     )
@@ -176,48 +164,18 @@ def build_parser():
     synth.add_argument("--seed", type=int, default=0, help="random seed (0)")
     synth.set_defaults(func=cmd_synth)
 
-    bench = commands.add_parser(
-        "bench", help="step time, memory and pipeline speed, as ratios to the references"
-    )
-    bench.add_argument("--image-size", type=int, default=128, help="side in pixels (128)")
-    bench.add_argument("--batch-size", type=int, default=32, help="images per step (32)")
-    bench.add_argument("--steps", type=int, default=5, help="timed steps per figure (5)")
-    bench.add_argument("--warmup", type=int, default=2, help="untimed steps first (2)")
-    bench.add_argument(
-        "--parts", type=_names, default=("model", "memory", "precision", "pipeline", "growth"),
-        help="comma-separated: model,memory,precision,pipeline,growth (default: all)",
-    )  # fmt: skip
-    bench.add_argument(
-        "--blocks", type=_blocks, default=(6, 12, 32, 32),
-        help="layers per dense block (default 6,12,32,32: DenseNet-169)",
-    )  # fmt: skip
-    bench.add_argument(
-        "--growth-rates", type=int, nargs="+", default=(12, 24, 32),
-        help="growth rates of the growth part (default: 12 24 32)",
-    )  # fmt: skip
-    bench.add_argument(
-        "--pipeline-images", type=int, default=1000,
-        help="generated 500x375 JPEGs for the pipeline part (1000)",
-    )  # fmt: skip
-    bench.add_argument(
-        "--repeats", type=int, default=1,
-        help="run everything this many times, interleaved; report medians (1)",
-    )  # fmt: skip
-    bench.add_argument("--json", help="also write the figures to this JSON file")
-    bench.set_defaults(func=cmd_bench)
-
     train = commands.add_parser("train", help="train a DenseNet, evaluate it on the test split")
     train.add_argument("--data", required=True, help="the folder `prepare` wrote (OUT)")
     train.add_argument("--out", required=True, help="run folder, e.g. runs/densenet169")
     add_model_options(train)
-    train.add_argument("--batch-size", type=int, help="images per replica (32)")
-    train.add_argument("--epochs", type=int, help="(40; 5 with --quick)")
-    train.add_argument("--seed", type=int, help="random seed (42)")
+    train.add_argument("--batch-size", type=int, help=f"images per replica ({BATCH_SIZE})")
+    train.add_argument("--epochs", type=int, help=f"({EPOCHS}; {QUICK['epochs']} with --quick)")
+    train.add_argument("--seed", type=int, help=f"random seed ({SEED})")
     train.add_argument("--quick", action="store_true",
                        help="minutes on a CPU: 64 px, blocks 2,4,4,2, growth rate 12, 5 epochs "
                        "of at most 40 steps, unless given")  # fmt: skip
     train.add_argument(
-        "--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
+        "--precision", choices=PRECISIONS,
         help="auto (default): float16 on GPUs, bfloat16 on TPUs and bf16 CPUs, else float32",
     )  # fmt: skip
     train.add_argument(
@@ -233,8 +191,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        # Problems the user can fix: one clear line, no traceback from inside a library.
+    except ProjectError as error:
+        # A problem the user can fix: one clear line. Anything else is a bug: its traceback.
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 
 from densenet_tutorial.errors import ProjectError, RunError
-from densenet_tutorial.project import ROOT
+from densenet_tutorial.project import package_checkout, products_dir
 
-COLAB_CONTENT = ROOT.parent  # on Colab: /content, where the set-up cell clones the project
+COLAB_CONTENT = Path("/content")  # a Colab runtime's working folder, on its own disk
 DRIVE_FOLDER = Path("MyDrive") / "densenet-tutorial"  # the products folder inside Drive
 
 SWITCH_RUNTIME = "Runtime > Change runtime type > T4 GPU > Save, then Runtime > Run all"
@@ -51,10 +51,11 @@ def on_colab():
 def products_folder(keep_on_drive=True):
     """Where ``data/`` and ``runs/`` live: on Google Drive (Colab), else the project root."""
     if not (on_colab() and keep_on_drive):
-        return ROOT
+        return package_checkout() or products_dir()
     from google.colab import drive
 
-    mount_point = COLAB_CONTENT / "drive"
+    content = package_checkout().parent if package_checkout() else COLAB_CONTENT
+    mount_point = content / "drive"
     drive.mount(str(mount_point))  # asks for permission once per runtime
     folder = mount_point / DRIVE_FOLDER
     folder.mkdir(parents=True, exist_ok=True)

@@ -10,14 +10,13 @@ import base64
 import time
 from pathlib import Path
 
-from densenet_tutorial.project import ROOT, RUNS_DIR
-
-NOTEBOOKS_DIR = ROOT / "notebooks"
+from densenet_tutorial.errors import MissingInputError, RunError
+from densenet_tutorial.project import notebooks_dir, runs_dir
 
 
 def notebook_paths():
     """The notebooks of the sequence, in order (``01_data.ipynb`` ...)."""
-    return sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    return sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 
 
 def run_notebook(notebook, out_dir, parameters):
@@ -26,7 +25,13 @@ def run_notebook(notebook, out_dir, parameters):
     Only the ``parameters`` the notebook declares in its cell tagged ``parameters`` are
     injected. A failing cell raises ``papermill.PapermillExecutionError``, naming the cell.
     """
-    import papermill
+    try:
+        import papermill
+    except ImportError:
+        raise MissingInputError(
+            "Running notebooks needs papermill and a Jupyter kernel: "
+            "pip install -e '.[notebooks]' (or pip install -r requirements.txt)."
+        ) from None
 
     declared = papermill.inspect_notebook(str(notebook))
     executed = Path(out_dir) / Path(notebook).name
@@ -34,7 +39,7 @@ def run_notebook(notebook, out_dir, parameters):
         str(notebook),
         str(executed),
         parameters={name: value for name, value in parameters.items() if name in declared},
-        cwd=str(ROOT),
+        cwd=str(Path(notebook).resolve().parent.parent),
         kernel_name="python3",
         progress_bar=False,
     )
@@ -77,7 +82,7 @@ def demo(out_dir=None, data_dir=None):
     """
     from papermill import PapermillExecutionError
 
-    out_dir = Path(out_dir or RUNS_DIR / "demo").resolve()
+    out_dir = Path(out_dir or runs_dir() / "demo").resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     parameters = quick_parameters(out_dir, data_dir)
     seconds = {}
@@ -87,7 +92,7 @@ def demo(out_dir=None, data_dir=None):
         try:
             executed = run_notebook(notebook, out_dir, parameters)
         except PapermillExecutionError as error:
-            raise RuntimeError(
+            raise RunError(
                 f"{notebook.name} failed in cell [{error.exec_count}]: {error.ename}: "
                 f"{error.evalue}. The executed copy, with the error, is in {out_dir}."
             ) from None

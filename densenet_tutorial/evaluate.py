@@ -17,6 +17,7 @@ import keras
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from scipy.special import expit  # the sigmoid, without overflow for large logits
 from tqdm.auto import tqdm
 
 from densenet_tutorial.data import CLASS_NAMES, make_dataset
@@ -46,7 +47,7 @@ def evaluate(model, dataset, max_mistakes=MAX_MISTAKES, verbose=1):
             np.sum(keras.losses.binary_crossentropy(labels[:, None], logits[:, None], True))
         )
         for i in np.flatnonzero(predicted != labels)[: max_mistakes - len(mistakes)]:
-            mistakes.append((np.asarray(images[i]), int(labels[i]), float(sigmoid(logits[i]))))
+            mistakes.append((np.asarray(images[i]), int(labels[i]), float(expit(logits[i]))))
     (tn, fp), (fn, tp) = confusion
     metrics = {
         "images": int(confusion.sum()),
@@ -58,10 +59,6 @@ def evaluate(model, dataset, max_mistakes=MAX_MISTAKES, verbose=1):
         "confusion_matrix": confusion.tolist(),
     }
     return metrics, mistakes
-
-
-def sigmoid(logit):
-    return 1.0 / (1.0 + np.exp(-logit))
 
 
 def read_history(history_csv):

@@ -16,16 +16,14 @@ The test split is touched once, after training, by ``densenet_tutorial.evaluate`
 
 import json
 import os
-import platform
-import sys
 from glob import glob
 from pathlib import Path
 
 import keras
-import numpy as np
 
-from densenet_tutorial import __version__
+from densenet_tutorial import hardware
 from densenet_tutorial.data import augmentation, make_dataset
+from densenet_tutorial.errors import MissingInputError, RunError, SettingError
 from densenet_tutorial.evaluate import evaluate_run, read_history
 from densenet_tutorial.model import build_densenet
 
@@ -93,34 +91,15 @@ def pick_precision(strategy, precision="auto"):
     import tensorflow as tf
 
     if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r} is not allowed: use one of {PRECISIONS}.")
+        raise SettingError(f"precision={precision!r} is not allowed: use one of {PRECISIONS}.")
     if precision != "auto":
         return precision
     if isinstance(strategy, tf.distribute.TPUStrategy):
         return "mixed_bfloat16"
-    gpus = tf.config.list_physical_devices("GPU")
+    gpus = hardware.gpus()
     if gpus:
-        details = [tf.config.experimental.get_device_details(gpu) for gpu in gpus]
-        return "mixed_float16" if all(gpu_supports_float16(d) for d in details) else "float32"
-    return "mixed_bfloat16" if cpu_supports_bfloat16() else "float32"
-
-
-def gpu_supports_float16(details):
-    """Tensor cores (Volta, compute capability 7.0, and newer) make float16 fast."""
-    return tuple(details.get("compute_capability", (0, 0))) >= (7, 0)
-
-
-def cpu_supports_bfloat16(cpuinfo="/proc/cpuinfo"):
-    """True if the CPU has bfloat16 instructions (AVX-512 BF16 or AMX), per ``/proc/cpuinfo``."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:  # not Linux
-        return False
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+        return "mixed_float16" if all(map(hardware.gpu_supports_float16, gpus)) else "float32"
+    return "mixed_bfloat16" if hardware.cpu_supports_bfloat16() else "float32"
 
 
 def learning_rate_schedule(global_batch, steps_per_epoch, epochs):
@@ -180,7 +159,7 @@ def resolve_settings(split_dir, quick, **settings):
     for name in ("batch_size", "epochs"):
         value = settings[name]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}={value!r} is not allowed: a whole number >= 1.")
+            raise SettingError(f"{name}={value!r} is not allowed: a whole number >= 1.")
     recipe = {
         "optimizer": "SGD, Nesterov momentum",
         "momentum": MOMENTUM,
@@ -212,13 +191,13 @@ def check_run_folder(out_dir, settings):
             if saved.get(name) != wanted.get(name)
         ]
         if changed:
-            raise ValueError(
+            raise SettingError(
                 f"{out_dir} holds a run with a different configuration ({'; '.join(changed)}). "
                 f"Rerun with the same settings to resume it, or choose a new --out folder."
             )
         return True
     if out_dir.exists() and any(out_dir.iterdir()):
-        raise ValueError(
+        raise SettingError(
             f"{out_dir} is not empty and holds no config.json, so it is not a training run: "
             f"choose a new --out folder."
         )
@@ -226,46 +205,11 @@ def check_run_folder(out_dir, settings):
 
 
 def environment(strategy, policy):
-    """Library versions and the hardware, for ``config.json``."""
-    import tensorflow as tf
-
-    gpus = [
-        tf.config.experimental.get_device_details(gpu)
-        for gpu in tf.config.list_physical_devices("GPU")
-    ]
-    return {
-        "versions": {
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "numpy": np.__version__,
-            "densenet_tutorial": __version__,
-        },
-        "hardware": {
-            "platform": platform.platform(),
-            "cpu": cpu_name(),
-            "cpu_count": os.cpu_count(),
-            "gpus": [
-                {"name": d.get("device_name"), "compute_capability": d.get("compute_capability")}
-                for d in gpus
-            ],
-            "strategy": type(strategy).__name__,
-            "replicas": strategy.num_replicas_in_sync,
-        },
-        "precision": policy,
-        "command": sys.argv,
-    }
-
-
-def cpu_name():
-    """The CPU's model name (``platform.processor()`` is empty on many Linux machines)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+    """The machine and libraries (``hardware.environment``), the strategy and the precision."""
+    record = hardware.environment()
+    record["hardware"].update(strategy=type(strategy).__name__,
+                              replicas=strategy.num_replicas_in_sync)  # fmt: skip
+    return {**record, "precision": policy}
 
 
 class AugmentedModel(keras.Model):
@@ -380,7 +324,7 @@ def train(
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     split_dir = data_dir if (data_dir / "train.csv").exists() else data_dir / "splits"
     if not (split_dir / "train.csv").exists():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"No split in {split_dir}: run `python -m densenet_tutorial prepare --out {data_dir}` "
             f"first, and pass the same folder as --data."
         )
@@ -431,6 +375,6 @@ def train(
         )
         return evaluate_run(out_dir, split_dir, size, global_batch, strategy, verbose=verbose)
     except tf.errors.ResourceExhaustedError as error:
-        raise RuntimeError(out_of_memory_message(settings, global_batch)) from error
+        raise RunError(out_of_memory_message(settings, global_batch)) from error
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)

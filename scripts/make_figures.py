@@ -21,7 +21,8 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
 from densenet_tutorial.architecture import architecture_table
 from densenet_tutorial.model import DENSENET169, build_densenet
-from densenet_tutorial.project import ROOT
+
+ROOT = Path(__file__).resolve().parent.parent  # the checkout this script belongs to
 
 STAGE_COLOURS = {"stem": "#d9d9d9", "dense": "#9ecae1", "transition": "#fdae6b", "head": "#a1d99b"}
 GROWTH_RATES = (8, 12, 16, 24, 32, 40, 48)

@@ -40,8 +40,9 @@ from pathlib import Path
 
 import nbformat
 
-from densenet_tutorial.project import BRANCH, REPOSITORY, ROOT
+from densenet_tutorial.project import BRANCH, REPOSITORY
 
+ROOT = Path(__file__).resolve().parent.parent  # the checkout this script belongs to
 NOTEBOOKS_DIR = ROOT / "notebooks"
 README = ROOT / "README.md"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"

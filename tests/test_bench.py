@@ -1,4 +1,4 @@
-"""The benchmark (issue 7): it runs end to end, and its counts agree with independent ones.
+"""The costs and the benchmarks: they run end to end, their counts agree with independent ones.
 
 No timing is asserted: speed is what the benchmark reports, not what tests check. The tiny
 run exercises every part (fresh worker processes, ratios, table, JSON) so it cannot rot.
@@ -8,14 +8,20 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from densenet_tutorial.bench import PARTS, count_multiply_adds, format_table, median, run_bench
-from densenet_tutorial.model import build_densenet, densenet169
+from benchmarks.compare import PARTS, median, run_bench
+from benchmarks.report import format_table
+from densenet_tutorial import costs
+from densenet_tutorial.costs import count_multiply_adds, growth_rate_table, keras_reference
+from densenet_tutorial.errors import SettingError
+from densenet_tutorial.model import DENSENET121, build_densenet, densenet121, densenet169
 
-TINY_BLOCKS = (1, 1, 1, 1)  # keras.applications' DenseNet builder needs exactly four blocks
+TINY_BLOCKS = (1, 1, 1, 1)
 TINY_SIZE = 32
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def paper_multiply_adds(blocks, growth_rate, size, compression=0.5, bottleneck_width=4):
@@ -83,23 +89,25 @@ def test_unknown_part_is_a_clear_error():
 
 @pytest.fixture(scope="module")
 def tiny_bench(tmp_path_factory):
-    """The CLI once, tiny: every part, one warm-up and one timed step, fresh processes.
+    """``python -m benchmarks`` once, tiny: every part but the keras.applications one (its
+    DenseNets are too big to trace in a test), one warm-up and one timed step each.
 
     Growth rate 32 is our DenseNet of the other parts, so the growth part adds one process.
     """
     out = tmp_path_factory.mktemp("bench") / "bench.json"
+    parts = ",".join(part for part in PARTS if part != "model")
     command = [
-        sys.executable, "-m", "densenet_tutorial", "bench", "--image-size", str(TINY_SIZE),
+        sys.executable, "-m", "benchmarks", "--image-size", str(TINY_SIZE), "--parts", parts,
         "--batch-size", "2", "--steps", "1", "--warmup", "1", "--blocks", "1,1,1,1",
         "--growth-rates", "4", "32", "--pipeline-images", "20", "--json", str(out),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(out.read_text()), done.stdout
 
 
 def training_runs(result):
-    for part in ("model", "memory", "precision"):
+    for part in ("memory", "precision", "augmentation"):
         yield from result[part]["runs"].items()
     for row in result["growth"]["rows"]:
         yield f"k={row['growth_rate']}", row
@@ -107,16 +115,18 @@ def training_runs(result):
 
 def test_tiny_bench_has_every_part_and_sane_figures(tiny_bench):
     result, stdout = tiny_bench
-    assert set(PARTS) <= set(result)
+    assert set(PARTS) - {"model"} <= set(result)
     for label, run in training_runs(result):
         assert run["step_time_s"] > 0 and run["first_step_s"] > 0, label
         assert run["images_per_second"] == pytest.approx(2 / run["step_time_s"]), label
         assert run["peak_memory_mb"] >= run["memory_before_training_mb"] > 0, label
-    for part in ("model", "memory", "precision", "pipeline"):
+    for part in ("memory", "precision", "pipeline", "augmentation"):
         assert result[part]["ratios"], part
         for name, value in result[part]["ratios"].items():
             assert math.isfinite(value) and value > 0, (part, name)
-    for rates in result["pipeline"]["runs"]["augment"].values():
+    pipelines = result["pipeline"]["runs"]["pipelines"]
+    assert len(pipelines) == 3
+    for rates in pipelines.values():
         assert len(rates) == 2 and all(rate > 0 for rate in rates)
     assert stdout.rstrip().endswith(format_table(result).rstrip())
 
@@ -125,19 +135,48 @@ def test_tiny_bench_measures_the_models_it_names(tiny_bench):
     """Parameters and multiply-adds of every run equal those of the model it claims to be."""
     result, _ = tiny_bench
     shape = (TINY_SIZE, TINY_SIZE, 3)
-    ours = build_densenet(TINY_BLOCKS, 32, input_shape=shape)
     for label, run in training_runs(result):
         growth_rate = int(label[2:]) if label.startswith("k=") else 32
         model = build_densenet(TINY_BLOCKS, growth_rate, input_shape=shape)
         assert run["params"] == model.count_params(), label
         assert run["multiply_adds"] == paper_multiply_adds(TINY_BLOCKS, growth_rate, TINY_SIZE)
-    # keras.applications with the same blocks and head is the same network, weight for weight.
-    assert result["model"]["runs"]["keras.applications"]["params"] == ours.count_params()
     policies = {run["policy"] for _, run in result["precision"]["runs"].items()}
     assert "float32" in policies and len(result["precision"]["runs"]) >= 2
 
 
 def test_a_bad_setting_in_a_worker_is_a_clear_error():
-    """The worker builds the model; its ValueError reaches the caller as one line."""
-    with pytest.raises(ValueError, match="at least 29x29 pixels"):
-        run_bench(parts=("model",), image_size=8, blocks=TINY_BLOCKS, batch_size=1, steps=1)
+    """The worker builds the model; its SettingError reaches the caller as one line."""
+    with pytest.raises(SettingError, match="at least 29x29 pixels"):
+        run_bench(parts=("memory",), image_size=8, blocks=TINY_BLOCKS, batch_size=1, steps=1)
+
+
+def test_keras_reference_is_our_network_and_trains_in_the_same_harness():
+    """keras.applications' DenseNet-121 with our input scaling and head: same parameters, and
+    the benchmark's measurement runs on it (one step, in this process)."""
+    shape = (TINY_SIZE, TINY_SIZE, 3)
+    assert (
+        keras_reference(DENSENET121, shape).count_params()
+        == densenet121(input_shape=shape).count_params()
+    )
+    run = costs.measure_training(DENSENET121, 32, TINY_SIZE, batch_size=1, steps=1, warmup=0,
+                                 reference=True)  # fmt: skip
+    assert run["model"] == "keras_applications_densenet" and run["step_time_s"] > 0
+    with pytest.raises(SettingError, match="keras.applications has DenseNets"):
+        keras_reference(TINY_BLOCKS, shape)
+
+
+def test_growth_rate_table_needs_a_timed_step():
+    with pytest.raises(SettingError, match="at least one training step"):
+        growth_rate_table((4,), TINY_BLOCKS, TINY_SIZE, steps=0)
+
+
+def test_peak_memory_falls_back_where_the_peak_cannot_be_reset(monkeypatch):
+    """Locked-down containers refuse writing /proc/self/clear_refs: no timed-steps peak then."""
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(costs.Path, "write_text", refuse)
+    assert costs.reset_peak_rss() is False
+    run = costs.measure_training(TINY_BLOCKS, 4, TINY_SIZE, batch_size=1, steps=1, warmup=1)
+    assert run["timed_steps_peak_memory_mb"] is None and run["peak_memory_mb"] > 0

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from densenet_tutorial import training
+from densenet_tutorial import hardware, training
 from densenet_tutorial.cli import main
 from densenet_tutorial.model import build_densenet
 
@@ -25,27 +25,28 @@ from densenet_tutorial.model import build_densenet
 def test_cpu_bfloat16_is_read_from_the_cpu_flags(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n")
-    assert training.cpu_supports_bfloat16(cpuinfo)
+    assert hardware.cpu_supports_bfloat16(cpuinfo)
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f amx_tile amx_bf16\n")
-    assert training.cpu_supports_bfloat16(cpuinfo)
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n")
-    assert not training.cpu_supports_bfloat16(cpuinfo)
-    assert not training.cpu_supports_bfloat16(tmp_path / "missing")
+    assert hardware.cpu_supports_bfloat16(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512_vnni\n")
+    assert not hardware.cpu_supports_bfloat16(cpuinfo)
+    assert hardware.cpu_name(cpuinfo) == "AMD EPYC"
+    assert not hardware.cpu_supports_bfloat16(tmp_path / "missing")
 
 
 def test_float16_needs_tensor_cores():
-    assert training.gpu_supports_float16({"compute_capability": (7, 5)})  # T4
-    assert training.gpu_supports_float16({"compute_capability": (8, 0)})  # A100
-    assert not training.gpu_supports_float16({"compute_capability": (6, 0)})  # P100
-    assert not training.gpu_supports_float16({})
+    assert hardware.gpu_supports_float16({"compute_capability": (7, 5)})  # T4
+    assert hardware.gpu_supports_float16({"compute_capability": (8, 0)})  # A100
+    assert not hardware.gpu_supports_float16({"compute_capability": (6, 0)})  # P100
+    assert not hardware.gpu_supports_float16({})
 
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="CPU-only check")
 def test_precision_on_this_machine_and_overrides(monkeypatch):
     strategy = tf.distribute.get_strategy()
-    monkeypatch.setattr(training, "cpu_supports_bfloat16", lambda: True)
+    monkeypatch.setattr(hardware, "cpu_supports_bfloat16", lambda: True)
     assert training.pick_precision(strategy) == "mixed_bfloat16"  # this machine has no GPU
-    monkeypatch.setattr(training, "cpu_supports_bfloat16", lambda: False)
+    monkeypatch.setattr(hardware, "cpu_supports_bfloat16", lambda: False)
     assert training.pick_precision(strategy) == "float32"
     assert training.pick_precision(strategy, "mixed_float16") == "mixed_float16"
     with pytest.raises(ValueError, match="precision='fp16'"):

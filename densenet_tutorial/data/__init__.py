@@ -4,7 +4,7 @@
 2. ``layouts``: find the labelled images, whatever the folder layout;
 3. ``verify``: decode every file once, set aside the broken ones;
 4. ``split``: a stratified, deterministic 17,000 / 4,000 / 4,000 split;
-5. ``pipeline``: a fast ``tf.data`` input pipeline with augmentation.
+5. ``pipeline``: a fast ``tf.data`` input pipeline, and the training augmentation.
 
 ``prepare`` runs steps 1 to 4 and ``make_dataset`` is step 5; ``synth`` generates a
 learnable stand-in data set for tests and offline demos. Nothing here knows the model.
@@ -15,20 +15,18 @@ learnable stand-in data set for tests and offline demos. Nothing here knows the 
 
 from pathlib import Path
 
-from densenet_tutorial.data.benchmark import benchmark_pipeline, benchmark_verification
 from densenet_tutorial.data.download import DEFAULT_HANDLE, download_dataset
 from densenet_tutorial.data.layouts import CLASS_NAMES, LAYOUTS, find_images
 from densenet_tutorial.data.split import PARTS, read_split, write_split
 from densenet_tutorial.data.synth import synthesize
 from densenet_tutorial.data.verify import verify_images
-from densenet_tutorial.project import DATA_DIR
+from densenet_tutorial.project import data_dir
 
-DEFAULT_OUT = DATA_DIR / "cats-vs-dogs"
 PIPELINE_NAMES = ("augmentation", "make_dataset")
 
 __all__ = [
-    "CLASS_NAMES", "DEFAULT_HANDLE", "DEFAULT_OUT", "LAYOUTS", "PARTS", "augmentation",
-    "benchmark_pipeline", "benchmark_verification", "download_dataset", "find_images",
+    "CLASS_NAMES", "DEFAULT_HANDLE", "LAYOUTS", "PARTS", "augmentation",
+    "download_dataset", "find_images",
     "make_dataset", "prepare", "read_split", "synthesize", "verify_images", "write_split",
 ]  # fmt: skip
 
@@ -37,11 +35,12 @@ def prepare(source=None, handle=None, out=None, seed=0, val_per_class=2000, test
             workers=None, progress=True):  # fmt: skip
     """Download (or take ``source``), check every image and split: returns ``OUT/splits``.
 
-    ``out`` defaults to ``data/cats-vs-dogs`` in the repository. Writes there
+    ``out`` defaults to ``data/cats-vs-dogs`` in the checkout you work in (else the
+    working directory). Writes there
     ``rejected.csv``, ``checked.csv`` (the verdict cache) and ``splits/``; never writes
     into ``source``.
     """
-    out = Path(out).expanduser().resolve() if out else DEFAULT_OUT
+    out = Path(out).expanduser().resolve() if out else data_dir() / "cats-vs-dogs"
     if source:
         folder, handle = Path(source), None
     else:

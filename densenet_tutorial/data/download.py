@@ -14,6 +14,8 @@ from pathlib import Path
 
 import requests
 
+from densenet_tutorial.errors import RunError
+
 DEFAULT_HANDLE = "salader/dogs-vs-cats/versions/1"
 FALLBACK_HANDLE = "biaiscience/dogs-vs-cats/versions/1"
 COMPETITION = "dogs-vs-cats"
@@ -82,6 +84,6 @@ def download_dataset(handle=None):
             return fetch(candidate), candidate
         except (requests.RequestException, UnauthenticatedError, DataCorruptionError) as error:
             failures.append(explain_failure(candidate, error))
-    raise RuntimeError(
+    raise RunError(
         "Could not download the images.\n  " + "\n  ".join(failures) + f"\n{SOURCE_HINT}"
     )

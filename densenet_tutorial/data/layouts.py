@@ -15,6 +15,8 @@ import zipfile
 from collections import Counter
 from pathlib import Path, PurePosixPath
 
+from densenet_tutorial.errors import MissingInputError, SettingError
+
 CLASS_NAMES = ("cat", "dog")
 """Label 0 is ``cat``, label 1 is ``dog`` (the model's single logit is "dog-ness")."""
 
@@ -57,10 +59,10 @@ def find_images(source, out):
     """
     source = Path(source).expanduser().resolve()
     if not source.is_dir():
-        raise FileNotFoundError(f"The source folder {source} does not exist (or is not a folder).")
+        raise MissingInputError(f"The source folder {source} does not exist (or is not a folder).")
     files = list_files(source)
     if not files:
-        raise ValueError(f"The source folder {source} is empty.")
+        raise SettingError(f"The source folder {source} is empty.")
     root = source
     labelled = [(path, label_of(path)) for path in files if label_of(path)]
     archives = [path for path in files if path.lower().endswith(".zip")]
@@ -68,16 +70,16 @@ def find_images(source, out):
         root = unpack_archives(source, archives, Path(out) / "unpacked")
         labelled = [(path, label_of(path)) for path in list_files(root) if label_of(path)]
     if not labelled and label_of(f"{source.name}/{files[0]}"):
-        raise ValueError(
+        raise SettingError(
             f"{source} is a folder of {label_of(source.name + '/x')} images only: both cats and "
             f"dogs are needed. Point --source at its parent, {source.parent}."
         )
     if not labelled:
-        raise ValueError(describe_unknown_layout(source, files))
+        raise SettingError(describe_unknown_layout(source, files))
     classes = Counter(label for _, label in labelled)
     if len(classes) < len(CLASS_NAMES):
         (only,) = classes
-        raise ValueError(
+        raise SettingError(
             f"{source} holds {only} images only ({classes[only]:,} files): both cats and dogs "
             "are needed. Point --source at the folder that holds both classes."
         )

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from densenet_tutorial.data.files import read_csv, write_atomically, write_csv
 from densenet_tutorial.data.layouts import CLASS_NAMES
+from densenet_tutorial.errors import MissingInputError, RunError, SettingError
 
 PARTS = ("train", "val", "test")
 FRACTIONS = {"train": 0.68, "val": 0.16, "test": 0.16}
@@ -44,7 +45,7 @@ def split_counts(class_sizes, val_per_class=2000, test_per_class=2000):
         counts["train"][label] = size - counts["val"][label] - counts["test"][label]
     sizes = ", ".join(f"{n:,} {label}" for label, n in sorted(class_sizes.items()))
     if any(n < 1 for part in PARTS for n in counts[part].values()):
-        raise ValueError(
+        raise SettingError(
             f"Too few images to split: {sizes}. Each of train, val and test needs at least "
             "one image of each class (about 4 per class at 68/16/16); add images or lower "
             "the per-class counts."
@@ -113,15 +114,15 @@ def read_split(split_dir, part):
     """
     split_dir = Path(split_dir)
     if part not in PARTS:
-        raise ValueError(f"part must be one of {', '.join(PARTS)}, not {part!r}.")
+        raise SettingError(f"part must be one of {', '.join(PARTS)}, not {part!r}.")
     if not (split_dir / "meta.json").exists():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"No split in {split_dir}: run `python -m densenet_tutorial prepare` first."
         )
     meta = json.loads((split_dir / "meta.json").read_text())
     rows = [(row["path"], row["label"]) for row in read_csv(split_dir / f"{part}.csv")]
     if len(rows) != meta["counts"][part]["total"]:
-        raise RuntimeError(
+        raise RunError(
             f"{split_dir / part}.csv has {len(rows):,} rows but meta.json says "
             f"{meta['counts'][part]['total']:,}: rerun `python -m densenet_tutorial prepare`."
         )

@@ -26,6 +26,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from densenet_tutorial.data.layouts import CLASS_NAMES, LAYOUTS
+from densenet_tutorial.errors import SettingError
 
 COLOURS = {"cat": (40, 110, 200), "dog": (170, 120, 60)}  # mean BGR: orange-brown, blue-grey
 IMAGE_SIZE = (500, 375)  # width, height: the typical Kaggle Cats-vs-Dogs photo
@@ -112,7 +113,7 @@ def synthesize(out, per_class, layout="class-folders", broken=False, seed=0, siz
     (and so get checked and rejected), elsewhere it is just not part of the data set.
     """
     if layout not in LAYOUTS:
-        raise ValueError(f"Unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}.")
+        raise SettingError(f"Unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}.")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

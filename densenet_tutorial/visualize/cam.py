@@ -18,8 +18,10 @@ to float32), so a bfloat16 gradient can neither underflow nor lose its precision
 import keras
 import numpy as np
 import tensorflow as tf
+from scipy.special import expit
 
 from densenet_tutorial.data.layouts import CLASS_NAMES  # ("cat", "dog"): labels 0 and 1
+from densenet_tutorial.errors import SettingError
 
 
 def grad_cam(
@@ -71,7 +73,7 @@ def activations_and_gradients(model, images, layer_name, target, batch_size, lab
     model = model if computes_in_float32(model) else copy_in_float32(model)
     layer = get_layer(model, layer_name)
     if len(model.outputs) != 1:
-        raise ValueError(f"{model.name} has {len(model.outputs)} outputs; Grad-CAM needs one.")
+        raise SettingError(f"{model.name} has {len(model.outputs)} outputs; Grad-CAM needs one.")
     probe = keras.Model(model.input, [layer.output, model.outputs[0]])
     results = []
     for start in range(0, len(images), batch_size):
@@ -83,7 +85,9 @@ def activations_and_gradients(model, images, layer_name, target, batch_size, lab
             score = class_score(logits, classes)
         gradients = tape.gradient(score, features)
         if gradients is None:
-            raise ValueError(f"The output of {model.name} does not depend on layer {layer_name!r}.")
+            raise SettingError(
+                f"The output of {model.name} does not depend on layer {layer_name!r}."
+            )
         results.append((features.numpy(), gradients.numpy(), logits.numpy()))
     return tuple(np.concatenate(parts) for parts in zip(*results, strict=True))
 
@@ -104,7 +108,7 @@ def target_classes(logits, target, label_names=CLASS_NAMES):
     for t in np.broadcast_to(np.asarray(target, dtype=object), (len(logits),)):
         index = label_names.index(t) if t in label_names else t
         if not isinstance(index, (int, np.integer)) or not 0 <= index < num_classes:
-            raise ValueError(
+            raise SettingError(
                 f"target={t!r} is not a class: use None (the prediction), an index in "
                 f"[0, {num_classes}) or one of {label_names}."
             )
@@ -116,7 +120,7 @@ def predictions(logits):
     """Predicted class index and its probability: sigmoid for one logit, softmax otherwise."""
     logits = np.asarray(logits, dtype=np.float32)
     if logits.shape[-1] == 1:
-        dog = 1 / (1 + np.exp(-logits[:, 0]))
+        dog = expit(logits[:, 0])  # the sigmoid, without overflow for large logits
         probabilities = np.stack([1 - dog, dog], axis=-1)
     else:
         probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
@@ -158,7 +162,7 @@ def get_layer(model, name):
     """``model.get_layer(name)`` with an error message that says what to do."""
     names = [layer.name for layer in model.layers]
     if name not in names:
-        raise ValueError(
+        raise SettingError(
             f"{model.name} has no layer named {name!r}; pick one of model.summary(), "
             f"e.g. one of its last layers {names[-4:]}."
         )

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from densenet_tutorial.data.pipeline import load_image
+from densenet_tutorial.errors import MissingInputError, SettingError
 from densenet_tutorial.visualize.cam import CLASS_NAMES, grad_cam, predictions
 from densenet_tutorial.visualize.display import overlay
 
@@ -26,7 +27,7 @@ def explain(
     model = load_model(model_path)
     height, width = model.input_shape[1:3]
     if height is None or height != width:
-        raise ValueError(f"{model_path} does not take square images of a fixed size.")
+        raise SettingError(f"{model_path} does not take square images of a fixed size.")
     images = np.stack([read_image(path, height) for path in image_paths])
     heatmaps = grad_cam(model, images, layer_name, target, label_names=label_names)
     classes, probabilities = predictions(model.predict(images, verbose=0))
@@ -50,7 +51,7 @@ def load_model(path):
     import densenet_tutorial.model  # noqa: F401  (registers the model's custom layer)
 
     if not Path(path).is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"No model file {path}: give a saved .keras model (RUN/best.keras)."
         )
     return keras.saving.load_model(path, compile=False)
@@ -59,8 +60,8 @@ def load_model(path):
 def read_image(path, image_size):
     """``load_image`` (RGB uint8, as in training) with errors that say which file is wrong."""
     if not Path(path).is_file():
-        raise FileNotFoundError(f"No image file {path}.")
+        raise MissingInputError(f"No image file {path}.")
     try:
         return load_image(str(path), image_size).numpy()
     except tf.errors.InvalidArgumentError as error:
-        raise ValueError(f"{path} is not an image TensorFlow can decode (corrupt?).") from error
+        raise SettingError(f"{path} is not an image TensorFlow can decode (corrupt?).") from error

@@ -10,6 +10,7 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
+from densenet_tutorial.errors import SettingError
 from densenet_tutorial.visualize.cam import get_layer
 
 
@@ -27,7 +28,7 @@ def default_feature_layers(model):
         elif name == stem or block_end or re.fullmatch(r"pool\d+_pool|relu", name):
             chosen.append(name)
     if not chosen:
-        raise ValueError(f"{model.name} has no DenseNet stage names; pass layer_names=[...].")
+        raise SettingError(f"{model.name} has no DenseNet stage names; pass layer_names=[...].")
     return chosen
 
 
@@ -48,7 +49,7 @@ def as_batch(image):
     """One RGB image (H, W, 3) as a float32 batch of one."""
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 3:
-        raise ValueError(f"Expected one image of shape (height, width, 3), got {image.shape}.")
+        raise SettingError(f"Expected one image of shape (height, width, 3), got {image.shape}.")
     return image[None]
 
 
@@ -91,7 +92,7 @@ def dense_connectivity(model, image, block=1):
     names = [layer.name for layer in model.layers]
     num_layers = sum(bool(re.fullmatch(rf"conv{b}_block\d+_1_conv", n)) for n in names)
     if num_layers == 0:
-        raise ValueError(
+        raise SettingError(
             f"{model.name} has no dense block {block} with its layers at the top level "
             f"(conv{b}_block1_1_conv); a memory-efficient model hides them: rebuild it with "
             f"memory_efficient=False and load the same weights."

@@ -1,0 +1,237 @@
+"""What a DenseNet costs: multiply-adds counted from its layers, time and memory measured.
+
+Notebook 05 compares growth rates with ``growth_rate_table``; the benchmarks beside the
+package (``python -m benchmarks``) use the same measurements. Two rules keep the figures
+honest on a shared machine:
+
+- every measurement runs in a fresh Python process (``measure_in_fresh_process``), so none
+  inherits another's memory, caches or traced graphs;
+- step time is the median of timed ``train_on_batch`` calls after untimed warm-up steps
+  (the first call traces the graph); peak memory is the process's peak resident set size.
+
+FLOPs are counted, not guessed: ``count_multiply_adds`` adds up the multiply-adds of every
+convolution and fully connected layer from the model's own shapes, the convention of the
+DenseNet paper (its "3.4 GFLOPs" for DenseNet-169 at 224 px are multiply-adds).
+"""
+
+import importlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from densenet_tutorial.errors import RunError, SettingError
+from densenet_tutorial.model import DENSENET169
+
+GROWTH_RATES = (12, 24, 32)
+
+
+def all_layers(layer):
+    """Every layer inside ``layer``: those of nested models and recomputed blocks too."""
+    for inner in getattr(layer, "layers", []):
+        yield inner
+        yield from all_layers(inner)
+
+
+def count_multiply_adds(model):
+    """Multiply-adds of one image through every Conv2D and Dense layer (nested ones included).
+
+    A convolution computes ``kh * kw * in_channels / groups`` products for each of its
+    ``out_h * out_w * filters`` outputs; a Dense layer ``in_features * units``. Batch norm,
+    ReLU, pooling and concatenation are left out, as in the paper's FLOP counts.
+    """
+    import keras
+
+    total = 0
+    for layer in all_layers(model):
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw, channels_per_group, filters = layer.kernel.shape
+            out_h, out_w = layer.output.shape[1:3]
+            total += out_h * out_w * filters * kh * kw * channels_per_group
+        elif isinstance(layer, keras.layers.Dense):
+            total += layer.kernel.shape[0] * layer.kernel.shape[1]
+    return int(total)
+
+
+def peak_rss_mb():
+    """The process's peak resident set size, in MiB: Linux's VmHWM, else ``ru_maxrss``."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        line = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM"))
+        return int(line.split()[1]) / 2**10  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # macOS: bytes
+
+
+def reset_peak_rss():
+    """Restart the peak from the current resident size (Linux); False where that is refused.
+
+    Writing 5 to ``/proc/self/clear_refs`` resets the "high water mark" (man 5 proc); some
+    locked-down containers forbid it.
+    """
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:  # not Linux, or not allowed here
+        return False
+    return True
+
+
+def synthetic_batch(batch_size, image_size, seed=0):
+    """One batch of random RGB uint8 images and 0/1 labels, the same for every process."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (batch_size, image_size, image_size, 3), dtype=np.uint8)
+    labels = rng.integers(0, 2, (batch_size, 1)).astype("float32")
+    return images, labels
+
+
+def measure_training(
+    blocks=DENSENET169, growth_rate=32, image_size=128, batch_size=32, steps=5, warmup=2,
+    memory_efficient=False, precision="float32", augment=False, reference=False, seed=0,
+):  # fmt: skip
+    """Build, compile and train one DenseNet on one fixed batch; time it and weigh it.
+
+    ``precision`` is a Keras dtype policy or ``"auto"`` (``training.pick_precision``);
+    ``augment`` puts ``augmentation()`` in the training step, as training does;
+    ``reference=True`` measures keras.applications' DenseNet (``keras_reference``) instead.
+    Returns the median step time of ``steps`` calls after ``warmup`` untimed ones, the CPU
+    time per step, the peak resident memory (over the whole process and over the timed
+    steps alone, where the machine allows resetting it), parameters and multiply-adds.
+    """
+    import keras
+    import tensorflow as tf
+
+    from densenet_tutorial.data import augmentation
+    from densenet_tutorial.model import build_densenet
+    from densenet_tutorial.training import AugmentedModel, pick_precision
+
+    if steps < 1 or warmup < 0:
+        raise SettingError(f"steps={steps}, warmup={warmup}: time at least one step.")
+    keras.utils.set_random_seed(seed)
+    policy = pick_precision(tf.distribute.get_strategy(), precision)
+    keras.mixed_precision.set_global_policy(policy)
+    input_shape = (image_size, image_size, 3)
+    if reference:
+        network = keras_reference(blocks, input_shape)
+    else:
+        network = build_densenet(blocks, growth_rate, input_shape=input_shape,
+                                 memory_efficient=memory_efficient)  # fmt: skip
+    model = AugmentedModel(network, augmentation(seed) if augment else None)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+    )
+    images, labels = synthetic_batch(batch_size, image_size, seed)
+    memory_before = peak_rss_mb()
+    times, cpu_times = [], []
+    for step in range(warmup + steps):
+        if step == warmup:
+            peak_so_far = peak_rss_mb()
+            steps_only = reset_peak_rss()
+        start, cpu_start = time.perf_counter(), time.process_time()
+        model.train_on_batch(images, labels)  # returns numpy values: the step has finished
+        times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
+    step_time = statistics.median(times[warmup:])
+    steps_peak = peak_rss_mb()  # since the reset: the timed steps' own peak
+    return {
+        "model": network.name,
+        "policy": policy,
+        "params": network.count_params(),
+        "multiply_adds": count_multiply_adds(network),
+        "step_time_s": step_time,
+        "cpu_time_per_step_s": statistics.median(cpu_times[warmup:]),
+        "first_step_s": times[0],
+        "images_per_second": batch_size / step_time,
+        "peak_memory_mb": max(peak_so_far, steps_peak),
+        "timed_steps_peak_memory_mb": steps_peak if steps_only else None,
+        "memory_before_training_mb": memory_before,
+    }
+
+
+def keras_reference(blocks, input_shape):
+    """``keras.applications``' DenseNet-121/169/201 with our input scaling and one-logit head."""
+    import keras
+
+    from densenet_tutorial.model import DENSENET121, DENSENET201, normalization
+
+    presets = {
+        DENSENET121: keras.applications.DenseNet121,
+        DENSENET169: keras.applications.DenseNet169,
+        DENSENET201: keras.applications.DenseNet201,
+    }
+    if tuple(blocks) not in presets:
+        raise SettingError(
+            f"blocks={tuple(blocks)}: keras.applications has DenseNets with blocks "
+            f"{', '.join(map(str, presets))} only."
+        )
+    inputs = keras.Input(shape=input_shape, name="image")
+    base = presets[tuple(blocks)](
+        weights=None, include_top=False, input_tensor=normalization()(inputs), pooling="avg"
+    )
+    outputs = keras.layers.Dense(1, dtype="float32", name="predictions")(base.output)
+    return keras.Model(inputs, outputs, name="keras_applications_densenet")
+
+
+def growth_rate_table(
+    growth_rates=GROWTH_RATES, blocks=DENSENET169, image_size=128, batch_size=32, steps=5,
+    warmup=2, precision="float32", measure=None,
+):  # fmt: skip
+    """Parameters, multiply-adds, step time and memory for each growth rate k (notebook 05).
+
+    One row per growth rate, each trained in a fresh process with ``precision`` (use the one
+    training used: ``"auto"`` picks it the same way); returns a list of dicts.
+    """
+    if steps < 1:
+        raise SettingError(f"steps={steps}: time at least one training step per growth rate.")
+    measure = measure or measure_in_fresh_process
+    settings = dict(blocks=list(blocks), image_size=image_size, batch_size=batch_size,
+                    steps=steps, warmup=warmup, precision=precision)  # fmt: skip
+    return [
+        {
+            "growth_rate": k,
+            **measure("densenet_tutorial.costs:measure_training", growth_rate=k, **settings),
+        }  # fmt: skip
+        for k in growth_rates
+    ]
+
+
+def measure_in_fresh_process(function, **settings):
+    """Run ``function`` (``"module:name"``) with ``settings`` in a new Python process.
+
+    The machine's load average before and after is kept with the result: on a shared
+    machine it says how much to trust an absolute time.
+    """
+    command = [sys.executable, "-m", "densenet_tutorial.costs", function, json.dumps(settings)]
+    load_before = os.getloadavg()[0]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode == 2:  # the worker's message for a setting the user can fix
+        raise SettingError(done.stdout.strip().splitlines()[-1])
+    if done.returncode != 0:
+        raise RunError(
+            f"measuring {function} {settings} failed (exit status {done.returncode}); its "
+            f"last output:\n{done.stderr[-2000:]}\nIf it ran out of memory, try a smaller "
+            f"batch or image size."
+        )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    return result
+
+
+def worker_main(function, settings_json):
+    """A fresh process's entry point: measure, print the result as one JSON line."""
+    module, name = function.split(":")
+    try:
+        result = getattr(importlib.import_module(module), name)(**json.loads(settings_json))
+    except SettingError as error:
+        print(error, flush=True)
+        sys.exit(2)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    worker_main(*sys.argv[1:3])
