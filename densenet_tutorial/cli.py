@@ -94,7 +94,7 @@ def cmd_synth(args):
 
 def cmd_train(args):
     """Train a DenseNet on a prepared split; evaluate the best model on the test split."""
-    from densenet_tutorial.training import train
+    from densenet_tutorial.training import format_time_plan, train
 
     options = dict(
         blocks=args.blocks, growth_rate=args.growth_rate, compression=args.compression,
@@ -104,6 +104,10 @@ def cmd_train(args):
     )  # fmt: skip
     # Options not given are left out, so train() applies its recipe (or quick-mode) defaults.
     given = {name: value for name, value in options.items() if value is not None}
+    if args.estimate:
+        plan = train(data_dir=args.data, out_dir=args.out, estimate=True, **given)
+        print(format_time_plan(plan))
+        return
     metrics = train(data_dir=args.data, out_dir=args.out, **given)
     print(f"Test accuracy {metrics.get('accuracy', float('nan')):.4f}; results in {args.out}")
 
@@ -177,6 +181,11 @@ def build_parser():
     train.add_argument(
         "--precision", choices=PRECISIONS,
         help="auto (default): float16 on GPUs, bfloat16 on TPUs and bf16 CPUs, else float32",
+    )  # fmt: skip
+    train.add_argument(
+        "--estimate", action="store_true",
+        help="measure a few steps of the pipeline and the model, print the time plan, train "
+        "nothing and write nothing",
     )  # fmt: skip
     train.add_argument(
         "--deterministic", action="store_true",

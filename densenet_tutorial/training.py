@@ -14,8 +14,11 @@
 The test split is touched once, after training, by ``densenet_tutorial.evaluate``.
 """
 
+import contextlib
+import itertools
 import json
 import os
+import time
 from glob import glob
 from pathlib import Path
 
@@ -289,6 +292,122 @@ def out_of_memory_message(settings, global_batch):
     )
 
 
+def find_split(data_dir):
+    """The ``splits`` folder of ``prepare``'s output ``data_dir`` (or ``data_dir`` itself)."""
+    data_dir = Path(data_dir)
+    split_dir = data_dir if (data_dir / "train.csv").exists() else data_dir / "splits"
+    if not (split_dir / "train.csv").exists():
+        raise MissingInputError(
+            f"No split in {split_dir}: run `python -m densenet_tutorial prepare --out {data_dir}` "
+            f"first, and pass the same folder as --data."
+        )
+    return split_dir
+
+
+@contextlib.contextmanager
+def global_policy(policy):
+    """Build models under the Keras dtype ``policy``; restore the previous one afterwards."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def build_run(split_dir, settings, strategy, global_batch):
+    """The compiled model of a run, its training and validation data, and steps per epoch."""
+    size, seed = settings["image_size"], settings["seed"]
+    train_data = make_dataset(split_dir, "train", size, global_batch, shuffle=True, seed=seed)
+    val_data = make_dataset(split_dir, "val", size, global_batch)
+    if settings["quick"]:
+        train_data = train_data.take(QUICK_STEPS_PER_EPOCH)
+    steps_per_epoch = int(train_data.cardinality())
+    with strategy.scope():
+        network = build_densenet(
+            blocks=settings["blocks"], growth_rate=settings["growth_rate"],
+            compression=settings["compression"], input_shape=(size, size, 3),
+            memory_efficient=settings["memory_efficient"],
+        )  # fmt: skip
+        model = AugmentedModel(network, augmentation(seed) if settings["augment"] else None)
+        schedule = learning_rate_schedule(global_batch, steps_per_epoch, settings["epochs"])
+        compile_model(model, schedule)
+    return model, train_data, val_data, steps_per_epoch
+
+
+def time_plan(model, train_data, val_data, steps_per_epoch, epochs, steps=5, warmup=2):
+    """Measure the input pipeline and the training step apart, for ``steps`` batches each.
+
+    The pipeline's rate is that of its first epoch (reading and decoding files; later epochs
+    read its cache, thousands of images per second); the model's is that of training steps
+    on one batch (``train_on_batch``, augmentation included) and of validation steps. The
+    slower of the two sets the pace. Returns the rates, the limit, minutes per epoch and for
+    the run, and the peak memory: the GPU's (``get_memory_info``), else the process's RSS.
+    """
+    import tensorflow as tf
+
+    from densenet_tutorial.costs import peak_rss_mb
+
+    def images_per_second(step, batches):
+        """Images per second of ``steps`` calls of ``step`` after ``warmup`` untimed ones."""
+        for _ in range(warmup):
+            step(*next(batches))
+        start = time.perf_counter()
+        images = sum(step(*next(batches)) for _ in range(steps))
+        return images / (time.perf_counter() - start)
+
+    def read(images, labels):
+        return len(labels)
+
+    def train_step(images, labels):
+        model.train_on_batch(images, labels)
+        return len(labels)
+
+    def validation_step(images, labels):
+        model.test_on_batch(images, labels)
+        return len(labels)
+
+    gpu = bool(tf.config.list_logical_devices("GPU"))
+    if gpu:
+        tf.config.experimental.reset_memory_stats("GPU:0")
+    pipeline = images_per_second(read, iter(train_data.repeat()))  # tiny splits: wrap around
+    batch = next(iter(train_data))
+    training = images_per_second(train_step, itertools.repeat(batch))
+    validation = images_per_second(validation_step, itertools.repeat(batch))
+    batch_size = len(batch[1])
+    train_images = steps_per_epoch * batch_size
+    val_images = int(val_data.cardinality()) * batch_size
+    first = train_images / min(pipeline, training) + val_images / validation
+    later = train_images / training + val_images / validation
+    peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20 if gpu else None
+    return {
+        "pipeline_images_per_second": pipeline,
+        "training_images_per_second": training,
+        "validation_images_per_second": validation,
+        "first_epoch_limited_by": "input pipeline" if pipeline < training else "model",
+        "minutes_first_epoch": first / 60,
+        "minutes_per_later_epoch": later / 60,
+        "epochs": epochs,
+        "minutes_total": (first + (epochs - 1) * later) / 60,
+        "peak_memory_mb": peak if gpu else peak_rss_mb(),
+        "peak_memory_of": "GPU:0" if gpu else "process (RSS)",
+    }
+
+
+def format_time_plan(plan):
+    """The time plan as a few lines for a learner."""
+    return "\n".join([
+        f"input pipeline (epoch 1, decoding): {plan['pipeline_images_per_second']:,.0f} img/s",
+        f"training step:                      {plan['training_images_per_second']:,.1f} img/s",
+        f"validation step:                    {plan['validation_images_per_second']:,.1f} img/s",
+        f"epoch 1 is limited by the {plan['first_epoch_limited_by']}; later epochs by the model",
+        f"minutes: epoch 1 {plan['minutes_first_epoch']:,.1f}, then "
+        f"{plan['minutes_per_later_epoch']:,.1f} per epoch; all {plan['epochs']} epochs "
+        f"{plan['minutes_total']:,.0f} ({plan['minutes_total'] / 60:,.1f} h)",
+        f"peak memory ({plan['peak_memory_of']}): {plan['peak_memory_mb']:,.0f} MB",
+    ])  # fmt: skip
+
+
 def train(
     data_dir,
     out_dir,
@@ -304,6 +423,7 @@ def train(
     precision="auto",
     deterministic=False,
     augment=True,
+    estimate=False,
     callbacks=(),
     verbose=1,
 ):
@@ -317,17 +437,13 @@ def train(
     ``best.keras`` (best validation accuracy), ``backup/``, then ``metrics.json`` and the figures
     of the test split. Rerunning with the same settings resumes after the last finished epoch.
     ``augment=False`` trains on the images as they are (no ``augmentation()`` in the step).
+    ``estimate=True`` trains nothing and writes nothing: it measures a few steps of the input
+    pipeline and of the model on this machine and returns the time plan (``time_plan``).
     ``callbacks`` are extra Keras callbacks; ``verbose`` is passed to ``Model.fit``.
     """
     import tensorflow as tf
 
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    split_dir = data_dir if (data_dir / "train.csv").exists() else data_dir / "splits"
-    if not (split_dir / "train.csv").exists():
-        raise MissingInputError(
-            f"No split in {split_dir}: run `python -m densenet_tutorial prepare --out {data_dir}` "
-            f"first, and pass the same folder as --data."
-        )
+    split_dir, out_dir = find_split(data_dir), Path(out_dir)
     settings = resolve_settings(
         split_dir, quick, blocks=blocks, growth_rate=growth_rate, compression=compression,
         image_size=image_size, batch_size=batch_size, epochs=epochs,
@@ -342,39 +458,27 @@ def train(
     strategy = pick_strategy()
     policy = pick_precision(strategy, precision)
     global_batch = global_batch_size(strategy, settings["batch_size"])
-    size = settings["image_size"]
-    previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        train_data = make_dataset(split_dir, "train", size, global_batch, shuffle=True, seed=seed)
-        val_data = make_dataset(split_dir, "val", size, global_batch)
-        if quick:
-            train_data = train_data.take(QUICK_STEPS_PER_EPOCH)
-        steps_per_epoch = int(train_data.cardinality())
-        with strategy.scope():
-            network = build_densenet(
-                blocks=settings["blocks"], growth_rate=settings["growth_rate"],
-                compression=compression, input_shape=(size, size, 3),
-                memory_efficient=memory_efficient,
-            )  # fmt: skip
-            model = AugmentedModel(network, augmentation(seed) if augment else None)
-            schedule = learning_rate_schedule(global_batch, steps_per_epoch, settings["epochs"])
-            compile_model(model, schedule)
-        if not resume:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            run = environment(strategy, policy)
-            run.update(global_batch_size=global_batch, steps_per_epoch=steps_per_epoch)
-            config = {"settings": settings, "run": run}
-            (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        model.fit(
-            train_data,
-            validation_data=val_data,
-            epochs=settings["epochs"],
-            callbacks=make_callbacks(out_dir) + list(callbacks),
-            verbose=verbose,
-        )
-        return evaluate_run(out_dir, split_dir, size, global_batch, strategy, verbose=verbose)
-    except tf.errors.ResourceExhaustedError as error:
-        raise RunError(out_of_memory_message(settings, global_batch)) from error
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
+    with global_policy(policy):
+        try:
+            model, train_data, val_data, steps_per_epoch = build_run(
+                split_dir, settings, strategy, global_batch
+            )
+            if estimate:
+                return time_plan(model, train_data, val_data, steps_per_epoch, settings["epochs"])
+            if not resume:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                record = environment(strategy, policy)
+                record.update(global_batch_size=global_batch, steps_per_epoch=steps_per_epoch)
+                config = {"settings": settings, "run": record}
+                (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+            model.fit(
+                train_data,
+                validation_data=val_data,
+                epochs=settings["epochs"],
+                callbacks=make_callbacks(out_dir) + list(callbacks),
+                verbose=verbose,
+            )
+            size = settings["image_size"]
+            return evaluate_run(out_dir, split_dir, size, global_batch, strategy, verbose=verbose)
+        except tf.errors.ResourceExhaustedError as error:
+            raise RunError(out_of_memory_message(settings, global_batch)) from error
