@@ -30,8 +30,9 @@ import pytest
 
 from densenet_tutorial import colab
 from densenet_tutorial.data import DEFAULT_HANDLE, synthesize
-from densenet_tutorial.project import REPOSITORY, ROOT
+from densenet_tutorial.project import REPOSITORY
 
+ROOT = Path(__file__).resolve().parent.parent
 STUB = Path(__file__).parent / "colab_stub"
 TINY = {
     "QUICK": False,

@@ -10,13 +10,15 @@ import importlib.util
 import inspect
 import re
 import shutil
+from pathlib import Path
 
 import nbformat
 import pytest
 
 from densenet_tutorial import demo, model
-from densenet_tutorial.project import BRANCH, REPOSITORY, ROOT
+from densenet_tutorial.project import BRANCH, REPOSITORY
 
+ROOT = Path(__file__).resolve().parent.parent
 SYNC_SCRIPT = ROOT / "scripts" / "sync_notebooks.py"
 NOTEBOOKS = demo.notebook_paths()
 MODEL_KNOBS = {"QUICK", "GROWTH_RATE", "BLOCKS", "IMAGE_SIZE"}
