@@ -259,6 +259,19 @@ class SaveBestNetwork(keras.callbacks.Callback):
             self.model.network.save(self.path)
 
 
+class EpochSeconds(keras.callbacks.Callback):
+    """Add ``epoch_seconds``, the wall time of the epoch (validation included), to its logs.
+
+    It comes first among the callbacks, so ``history.csv`` records it with the metrics.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["epoch_seconds"] = time.perf_counter() - self.start
+
+
 def best_so_far(history_csv, monitor="val_accuracy"):
     """The best ``monitor`` value of the epochs already run (None for a new run)."""
     if not history_csv.exists():
@@ -268,12 +281,13 @@ def best_so_far(history_csv, monitor="val_accuracy"):
 
 
 def make_callbacks(out_dir):
-    """History, TensorBoard, the best network by validation accuracy, and a backup per epoch.
+    """Epoch time, history, TensorBoard, the best network by validation accuracy, a backup.
 
     The backup comes last, so an epoch counts as done only once the others have recorded it;
     it is kept after training so that rerunning a finished run trains no further.
     """
     return [
+        EpochSeconds(),
         keras.callbacks.CSVLogger(out_dir / "history.csv", append=True),
         keras.callbacks.TensorBoard(log_dir=out_dir / "logs"),
         SaveBestNetwork(out_dir / "best.keras", best=best_so_far(out_dir / "history.csv")),

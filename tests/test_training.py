@@ -315,6 +315,7 @@ def test_rerun_resumes_at_the_second_epoch(run):
     assert run["record"].start_step == config["run"]["steps_per_epoch"]  # the LR schedule too
     history = np.genfromtxt(run["out"] / "history.csv", delimiter=",", names=True)
     assert list(history["epoch"]) == [0, 1, 2, 3, 4]
+    assert (history["epoch_seconds"] > 0).all()  # the time of every epoch, resumed or not
 
 
 def test_quick_run_learns_the_generated_images(run):

@@ -25,9 +25,8 @@ from densenet_tutorial.errors import SettingError
 
 
 def grad_cam(
-    model, images, layer_name="relu", target=None, batch_size=16, label_names=CLASS_NAMES,
-    size=None,
-):  # fmt: skip
+    model, images, layer_name="relu", target=None, batch_size=16, label_names=CLASS_NAMES, size=None
+):
     """Grad-CAM heatmaps, float32 (N, H, W) in [0, 1] at the images' resolution.
 
     ``target``: None for each image's predicted class; a class index or name (for a
@@ -44,9 +43,8 @@ def grad_cam(
 
 
 def grad_cam_plus_plus(
-    model, images, layer_name="relu", target=None, batch_size=16, label_names=CLASS_NAMES,
-    size=None,
-):  # fmt: skip
+    model, images, layer_name="relu", target=None, batch_size=16, label_names=CLASS_NAMES, size=None
+):
     """Grad-CAM++ heatmaps (Chattopadhay et al. 2018, Eq. 19 with the score exp(y)).
 
     With g = dy/dA (y the logit as in ``grad_cam``), the closed form for an exponential score
