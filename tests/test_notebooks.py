@@ -187,12 +187,23 @@ def quick_run_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("notebooks")
 
 
+CHANGED_GROWTH_RATE = 8  # the learner's loop: k changed in notebook 03 only
+
+
 @pytest.mark.parametrize(
     "path", [p for p in NOTEBOOKS if p.name not in SYNC.KEEPS_OUTPUTS], ids=lambda p: p.stem
 )
 def test_runs_top_to_bottom_in_quick_mode(path, quick_run_dir):
+    """In order, as a learner would: 03 with another k, then 04 and 05 left as they are."""
     parameters = demo.quick_parameters(quick_run_dir / "runs", quick_run_dir / "data")
+    if path.name.startswith("03"):
+        parameters["GROWTH_RATE"] = CHANGED_GROWTH_RATE
     executed = demo.run_notebook(path, quick_run_dir, parameters)
     figures = demo.save_figures(executed, quick_run_dir / "figures")
     assert figures, "every notebook shows at least one figure"
     assert all(figure.read_bytes().startswith(b"\x89PNG") for figure in figures)
+    text = "\n".join(SYNC.printed(nbformat.read(executed, as_version=4)))
+    if path.name.startswith("04"):  # it opened the model 03 trained, with the new k
+        assert f"-k{CHANGED_GROWTH_RATE}-" in text.split("parameters")[0]
+    if path.name.startswith("05"):  # and 05 added that k to its comparison
+        assert f"growth rates [{CHANGED_GROWTH_RATE}, 12, 24, 32]" in text
