@@ -29,7 +29,9 @@ LAYOUTS = {
 }
 """Where each known layout keeps a labelled image (``{part}`` is ``train`` or ``test``).
 
-``synthesize`` writes these layouts and the tests read them back; see REFERENCE.md."""
+``synthesize`` writes these layouts (as the Kaggle handles lay them out: ``salader`` class
+folders under ``train/`` and ``test/``, ``biaiscience`` ``train/train/cat.N.jpg``, Microsoft's
+``PetImages/Cat/N.jpg``, the competition's ``train.zip``) and the tests read them back."""
 
 FOLDER_LABELS = {"cat": "cat", "cats": "cat", "dog": "dog", "dogs": "dog"}
 FILE_NAME_LABEL = re.compile(r"^(cat|dog)\.\d+\.\w+$", re.IGNORECASE)

@@ -2,7 +2,7 @@
 
 Validation and test take ``val_per_class`` and ``test_per_class`` images of each class
 (2,000 by default) and training takes the rest: the 25,000 Kaggle images give exactly
-17,000 / 4,000 / 4,000, as in seed 001. With fewer images than that (Microsoft's
+17,000 / 4,000 / 4,000, the split this tutorial uses. With fewer images than that (Microsoft's
 PetImages after cleaning, a quick run) the parts keep the same proportions, 68 / 16 / 16,
 with a warning.
 
