@@ -5,7 +5,8 @@ JPEGs behind valid headers, and valid Exif JPEGs without the ``JFIF`` marker tha
 example filters on (it deletes 1,590 files and still prints "Corrupt JPEG data" warnings).
 ``find_problem`` reads a file and decodes it with OpenCV, at 1/8 scale: libjpeg still reads
 and entropy-decodes every byte of the image data, so truncated and corrupt files fail as
-they would at full size, but most of the inverse DCT is skipped (about 4x faster). A file is rejected when it
+they would at full size, but most of the inverse DCT is skipped (about 4x faster). A file
+is rejected when it
 
 - is empty, or is not a JPEG, PNG, GIF or BMP (what ``tf.io.decode_image`` reads),
   whatever its extension says (``Thumbs.db``, an HTML error page saved as ``.jpg``);
