@@ -2,11 +2,18 @@
 
 The package is laid out like the tutorial:
 
-- ``densenet_tutorial.model``: the network, built from Keras layers;
-- ``densenet_tutorial.data``: download, check, split, and a tf.data input pipeline;
-- ``densenet_tutorial.training``: training and evaluation, joining model and data;
+- ``densenet_tutorial.model``: the network, built from Keras layers (``memory_efficient``:
+  the recomputing dense block; ``architecture``: the stage table);
+- ``densenet_tutorial.data``: download, check, split, a tf.data pipeline and the augmentation;
+- ``densenet_tutorial.training`` and ``evaluate``: training and the test split, joining model
+  and data;
 - ``densenet_tutorial.visualize``: feature maps and Grad-CAM for any Keras model;
-- ``densenet_tutorial.cli``: ``python -m densenet_tutorial ...``, a thin face over the above.
+- ``densenet_tutorial.costs``: multiply-adds counted, time and memory measured;
+- ``densenet_tutorial.cli``: ``python -m densenet_tutorial ...``, a thin face over the above;
+- the plumbing of the notebooks: ``notebooks``, ``colab``, ``project``, ``hardware``,
+  ``errors``, ``demo``.
+
+The benchmarks live beside the package, in ``benchmarks/``.
 """
 
 import os
