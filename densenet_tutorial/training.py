@@ -349,12 +349,14 @@ def build_run(split_dir, settings, strategy, global_batch):
     return model, train_data, val_data, steps_per_epoch
 
 
-def time_plan(model, train_data, val_data, steps_per_epoch, epochs, steps=5, warmup=2):
+def time_plan(model, decoding, val_data, steps_per_epoch, epochs, steps=5, warmup=2):
     """Measure the input pipeline and the training step apart, for ``steps`` batches each.
 
-    The pipeline's rate is that of its first epoch (reading and decoding files; later epochs
-    read its cache, thousands of images per second); the model's is that of training steps
-    on one batch (``train_on_batch``, augmentation included) and of validation steps. The
+    The pipeline's rate is that of its first epoch: ``decoding`` is the training part read
+    and decoded without cache or shuffling (later epochs read the cache, thousands of images
+    per second; the shuffle buffer would hide the decoding behind one long first batch). The
+    model's rate is that of training steps on one batch (``train_on_batch``, augmentation
+    included) and of validation steps. The
     slower of the two sets the pace. Returns the rates, the limit, minutes per epoch and for
     the run, and the peak memory: the GPU's (``get_memory_info``), else the process's RSS.
     """
@@ -384,8 +386,8 @@ def time_plan(model, train_data, val_data, steps_per_epoch, epochs, steps=5, war
     gpu = bool(tf.config.list_logical_devices("GPU"))
     if gpu:
         tf.config.experimental.reset_memory_stats("GPU:0")
-    pipeline = images_per_second(read, iter(train_data.repeat()))  # tiny splits: wrap around
-    batch = next(iter(train_data))
+    pipeline = images_per_second(read, iter(decoding.repeat()))  # tiny splits: wrap around
+    batch = next(iter(decoding))
     training = images_per_second(train_step, itertools.repeat(batch))
     validation = images_per_second(validation_step, itertools.repeat(batch))
     batch_size = len(batch[1])
@@ -478,7 +480,9 @@ def train(
                 split_dir, settings, strategy, global_batch
             )
             if estimate:
-                return time_plan(model, train_data, val_data, steps_per_epoch, settings["epochs"])
+                decoding = make_dataset(split_dir, "train", settings["image_size"], global_batch,
+                                        cache=False)  # fmt: skip
+                return time_plan(model, decoding, val_data, steps_per_epoch, settings["epochs"])
             if not resume:
                 out_dir.mkdir(parents=True, exist_ok=True)
                 record = environment(strategy, policy)
