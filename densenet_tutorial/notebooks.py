@@ -138,3 +138,25 @@ def find_model(run, data_dir, quick, **settings):
 
     train(find_images(data_dir, quick=True), run, quick=True, verbose=0, **settings)
     return best
+
+
+def photo_path(photo=None):
+    """The photo a notebook explains: ``photo`` if given; on Colab, one you upload there
+    (``google.colab.files.upload``; the first file); else the shipped ``images/chelsea.png``
+    (scikit-image's "Chelsea the cat", CC0)."""
+    if photo:
+        return Path(photo)
+    from densenet_tutorial import colab
+    from densenet_tutorial.project import package_checkout, products_dir
+
+    if colab.on_colab():
+        from google.colab import files
+
+        uploaded = files.upload()
+        if uploaded:
+            name, data = next(iter(uploaded.items()))
+            path = products_dir() / "uploads" / Path(name).name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            return path
+    return (package_checkout() or products_dir()) / "images" / "chelsea.png"

@@ -14,6 +14,7 @@ from keras import layers
 
 from densenet_tutorial import visualize
 from densenet_tutorial.cli import main
+from densenet_tutorial.errors import MissingInputError
 from densenet_tutorial.model import build_densenet
 
 matplotlib.use("Agg")
@@ -291,3 +292,43 @@ def test_explain_cli_writes_overlays(model, tmp_path, capsys):
     (tmp_path / "broken.jpg").write_text("not an image")
     assert main(argv + [str(tmp_path / "broken.jpg")]) == 2
     assert "error: " in capsys.readouterr().err
+
+
+# --- your own photo -----------------------------------------------------------------------------
+
+
+def test_explain_photo_gives_the_prediction_and_both_classes_maps(model, tmp_path):
+    from densenet_tutorial.notebooks import photo_path
+
+    path = photo_path()  # no photo given, not on Colab: the shipped cat
+    assert path.name == "chelsea.png" and path.is_file()
+    result = visualize.explain_photo(model, path)
+    assert result["image"].shape == (SIZE, SIZE, 3) and result["image"].dtype == np.uint8
+    logit = float(model.predict(result["image"][None].astype("float32"), verbose=0)[0, 0])
+    assert result["predicted"] == ("dog" if logit > 0 else "cat")
+    assert result["probability"] == pytest.approx(1 / (1 + np.exp(-abs(logit))), rel=1e-5)
+    for name, heatmap in result["heatmaps"].items():
+        expected = visualize.grad_cam(model, result["image"][None].astype("float32"), target=name)
+        np.testing.assert_allclose(heatmap, expected[0], atol=1e-6)
+    figure = visualize.plot_photo(result)
+    assert len(figure.axes) == 3
+    with pytest.raises(MissingInputError, match="No image file"):
+        visualize.explain_photo(model, tmp_path / "missing.jpg")
+
+
+def test_on_colab_the_photo_is_the_one_uploaded(monkeypatch, tmp_path):
+    import sys
+    from pathlib import Path
+
+    from densenet_tutorial import notebooks
+
+    stub = Path(__file__).parent / "colab_stub"
+    monkeypatch.syspath_prepend(str(stub))
+    monkeypatch.setitem(sys.modules, "google.colab", __import__("google.colab").colab)
+    upload = tmp_path / "my cat.jpg"
+    cv2.imwrite(str(upload), np.full((40, 60, 3), 128, np.uint8))
+    monkeypatch.setenv("FAKE_COLAB_UPLOAD", str(upload))
+    monkeypatch.chdir(tmp_path)
+    path = notebooks.photo_path()
+    assert path.read_bytes() == upload.read_bytes() and path != upload
+    assert notebooks.photo_path("given.jpg") == Path("given.jpg")  # a path given wins

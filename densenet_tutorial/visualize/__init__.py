@@ -6,7 +6,8 @@
   et al. 2018) on the logit, in batches, in float32;
 - ``display``: ``overlay`` (an OpenCV colormap on the RGB image) and ``plot_gallery``;
 - ``sanity``: ``cascading_randomization`` / ``plot_randomization`` (Adebayo et al. 2018);
-- ``explain``: heatmap overlays of image files as PNG (``python -m densenet_tutorial explain``).
+- ``explain``: your own photo (``explain_photo``, ``plot_photo``), and heatmap overlays of image
+  files as PNG (``python -m densenet_tutorial explain``).
 """
 
 from densenet_tutorial.visualize.cam import (
@@ -14,8 +15,8 @@ from densenet_tutorial.visualize.cam import (
     grad_cam_plus_plus,
     predictions,
 )
-from densenet_tutorial.visualize.display import overlay, plot_gallery
-from densenet_tutorial.visualize.explain import explain
+from densenet_tutorial.visualize.display import overlay, plot_gallery, plot_photo
+from densenet_tutorial.visualize.explain import explain, explain_photo
 from densenet_tutorial.visualize.features import (
     default_feature_layers,
     dense_connectivity,
@@ -34,6 +35,7 @@ __all__ = [
     "default_feature_layers",
     "dense_connectivity",
     "explain",
+    "explain_photo",
     "feature_maps",
     "grad_cam",
     "grad_cam_plus_plus",
@@ -41,6 +43,7 @@ __all__ = [
     "plot_dense_connectivity",
     "plot_feature_maps",
     "plot_gallery",
+    "plot_photo",
     "plot_randomization",
     "predictions",
     "randomization_steps",

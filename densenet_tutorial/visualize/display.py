@@ -52,3 +52,19 @@ def plot_gallery(
                 color="green" if side == "correct" else "red",
             )
     return figure
+
+
+def plot_photo(result, alpha=0.4):
+    """The photo, then the Grad-CAM of each class drawn on it (``explain_photo``'s result)."""
+    import matplotlib.pyplot as plt
+
+    names = list(result["heatmaps"])
+    fig, axes = plt.subplots(1, 1 + len(names), figsize=(4 * (1 + len(names)), 4.2))
+    axes[0].imshow(result["image"])
+    axes[0].set_title(f"{result['predicted']} ({result['probability']:.2f})")
+    for ax, name in zip(axes[1:], names, strict=True):
+        ax.imshow(overlay(result["image"], result["heatmaps"][name], alpha))
+        ax.set_title(f"Grad-CAM of {name!r}")
+    for ax in axes:
+        ax.axis("off")
+    return fig

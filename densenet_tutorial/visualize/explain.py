@@ -1,4 +1,9 @@
-"""``python -m densenet_tutorial explain``: Grad-CAM overlays of image files, as PNG files."""
+"""Your own photos: the prediction and Grad-CAM of one photo, and overlays written as PNG.
+
+- ``explain_photo``: the prediction, its probability and the Grad-CAM of both classes for one
+  photo (a path or an RGB array), read as in training: notebooks 04 and 06;
+- ``explain``: ``python -m densenet_tutorial explain``, Grad-CAM overlays of image files.
+"""
 
 from pathlib import Path
 
@@ -25,10 +30,8 @@ def explain(
     ``overlay`` path written.
     """
     model = load_model(model_path)
-    height, width = model.input_shape[1:3]
-    if height is None or height != width:
-        raise SettingError(f"{model_path} does not take square images of a fixed size.")
-    images = np.stack([read_image(path, height) for path in image_paths])
+    size = input_size(model)
+    images = np.stack([read_image(path, size) for path in image_paths])
     heatmaps = grad_cam(model, images, layer_name, target, label_names=label_names)
     classes, probabilities = predictions(model.predict(images, verbose=0))
     out_dir = Path(out_dir)
@@ -44,6 +47,31 @@ def explain(
              "probability": float(probabilities[i]), "overlay": out}
         )  # fmt: skip
     return written
+
+
+def explain_photo(model, photo, layer_name="relu", label_names=CLASS_NAMES):
+    """The prediction for one photo and the Grad-CAM of each class (Selvaraju et al. 2017).
+
+    ``photo``: a file path (read and resized as in training) or an RGB array of the model's
+    input size. Returns ``image`` (as the model sees it), ``predicted`` (a label),
+    ``probability`` (of that label) and ``heatmaps`` (label -> map in [0, 1]).
+    """
+    if isinstance(photo, (str, Path)):
+        photo = read_image(photo, input_size(model))
+    images = np.asarray(photo, dtype=np.float32)[None]
+    classes, probabilities = predictions(model.predict(images, verbose=0))
+    heatmaps = {name: grad_cam(model, images, layer_name, target=name, label_names=label_names)[0]
+                for name in label_names}  # fmt: skip
+    return {"image": images[0].astype(np.uint8), "predicted": label_names[classes[0]],
+            "probability": float(probabilities[0]), "heatmaps": heatmaps}  # fmt: skip
+
+
+def input_size(model):
+    """The side of the square images ``model`` takes; a clear error for other models."""
+    height, width = model.input_shape[1:3]
+    if height is None or height != width:
+        raise SettingError(f"{model.name} does not take square images of a fixed size.")
+    return height
 
 
 def load_model(path):
