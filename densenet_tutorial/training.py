@@ -29,6 +29,7 @@ from densenet_tutorial.data import augmentation, make_dataset
 from densenet_tutorial.errors import MissingInputError, RunError, SettingError
 from densenet_tutorial.evaluate import evaluate_run, read_history
 from densenet_tutorial.model import build_densenet
+from densenet_tutorial.pretrained import load_imagenet_weights
 
 # The recipe: "Bag of Tricks" (He et al., CVPR 2019) applied to the paper's SGD (Sec. 4.2).
 BATCH_SIZE = 32  # images per replica (per GPU/TPU core); 7.1 GB at 224 px in float32 on a CPU
@@ -105,17 +106,18 @@ def pick_precision(strategy, precision="auto"):
     return "mixed_bfloat16" if hardware.cpu_supports_bfloat16() else "float32"
 
 
-def learning_rate_schedule(global_batch, steps_per_epoch, epochs):
+def learning_rate_schedule(global_batch, steps_per_epoch, epochs, learning_rate=LEARNING_RATE):
     """Linear warm-up from 0 (Goyal et al. 2017), then cosine decay to 0 (Loshchilov & Hutter).
 
-    The peak is ``LEARNING_RATE * global_batch / REFERENCE_BATCH``: 0.0125 for a batch of 32.
+    The peak is ``learning_rate * global_batch / REFERENCE_BATCH``: 0.0125 for a batch of 32
+    with the paper's 0.1 per 256 images.
     """
     total_steps = steps_per_epoch * epochs
     warmup_steps = max(1, round(WARMUP_FRACTION * total_steps))
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0,
         decay_steps=total_steps - warmup_steps,
-        warmup_target=LEARNING_RATE * global_batch / REFERENCE_BATCH,
+        warmup_target=learning_rate * global_batch / REFERENCE_BATCH,
         warmup_steps=warmup_steps,
     )
 
@@ -166,7 +168,6 @@ def resolve_settings(split_dir, quick, **settings):
     recipe = {
         "optimizer": "SGD, Nesterov momentum",
         "momentum": MOMENTUM,
-        "learning_rate_per_256_images": LEARNING_RATE,
         "warmup_fraction": WARMUP_FRACTION,
         "schedule": "linear warm-up from 0, then cosine decay to 0",
         "weight_decay_decoupled": WEIGHT_DECAY,
@@ -344,7 +345,11 @@ def build_run(split_dir, settings, strategy, global_batch):
             memory_efficient=settings["memory_efficient"],
         )  # fmt: skip
         model = AugmentedModel(network, augmentation(seed) if settings["augment"] else None)
-        schedule = learning_rate_schedule(global_batch, steps_per_epoch, settings["epochs"])
+        if settings["pretrained"]:
+            load_imagenet_weights(network, settings["pretrained"])
+        schedule = learning_rate_schedule(
+            global_batch, steps_per_epoch, settings["epochs"], settings["learning_rate"]
+        )
         compile_model(model, schedule)
     return model, train_data, val_data, steps_per_epoch
 
@@ -439,6 +444,8 @@ def train(
     precision="auto",
     deterministic=False,
     augment=True,
+    learning_rate=LEARNING_RATE,
+    pretrained=None,
     estimate=False,
     callbacks=(),
     verbose=1,
@@ -453,6 +460,9 @@ def train(
     ``best.keras`` (best validation accuracy), ``backup/``, then ``metrics.json`` and the figures
     of the test split. Rerunning with the same settings resumes after the last finished epoch.
     ``augment=False`` trains on the images as they are (no ``augmentation()`` in the step).
+    ``learning_rate`` is the peak rate per 256 images (scaled with the batch). ``pretrained``
+    (``"imagenet"`` or a weights file) starts DenseNet-169 from keras.applications' weights
+    (``pretrained.load_imagenet_weights``) instead of random ones: fine-tuning.
     ``estimate=True`` trains nothing and writes nothing: it measures a few steps of the input
     pipeline and of the model on this machine and returns the time plan (``time_plan``).
     ``callbacks`` are extra Keras callbacks; ``verbose`` is passed to ``Model.fit``.
@@ -464,7 +474,8 @@ def train(
         split_dir, quick, blocks=blocks, growth_rate=growth_rate, compression=compression,
         image_size=image_size, batch_size=batch_size, epochs=epochs,
         memory_efficient=memory_efficient, seed=seed, precision=precision,
-        deterministic=deterministic, augment=augment,
+        deterministic=deterministic, augment=augment, learning_rate=learning_rate,
+        pretrained=None if pretrained is None else str(pretrained),
     )  # fmt: skip
     resume = check_run_folder(out_dir, settings)
 
