@@ -6,6 +6,8 @@ strongest check that the hand-built network is the real one, and the start of fi
 (notebook 06). Keras downloads the weights once, into its own cache (``~/.keras/models``).
 """
 
+from pathlib import Path
+
 import keras
 
 from densenet_tutorial.errors import SettingError
@@ -64,6 +66,8 @@ def random_weights_file(path, with_top=False, input_shape=(224, 224, 3), seed=0)
     """
     import numpy as np
 
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     reference = keras.applications.DenseNet169(weights=None, include_top=with_top,
                                                input_shape=input_shape)  # fmt: skip
