@@ -332,3 +332,71 @@ def test_on_colab_the_photo_is_the_one_uploaded(monkeypatch, tmp_path):
     path = notebooks.photo_path()
     assert path.read_bytes() == upload.read_bytes() and path != upload
     assert notebooks.photo_path("given.jpg") == Path("given.jpg")  # a path given wins
+
+
+# --- faithfulness: deletion, insertion, energy, pointing ---------------------------------------
+
+
+def test_area_under_a_hand_made_curve():
+    from densenet_tutorial.visualize.faithfulness import area_under_curve
+
+    assert area_under_curve([1.0, 0.5, 0.0]) == pytest.approx(0.5)  # a straight line down
+    assert area_under_curve([1.0, 0.0, 0.0, 0.0, 0.0]) == pytest.approx(0.125)  # falls at once
+    assert area_under_curve([0.2, 0.6, 1.0, 1.0]) == pytest.approx((0.4 + 0.8 + 1.0) / 3)
+
+
+def texture_model_and_image():
+    """A model whose logit reads only the fine texture (|Laplacian|) of the top-left quadrant,
+    and an image whose texture is a checkerboard there: blur removes the evidence."""
+    image = np.full((1, 32, 32, 3), 128, np.float32)
+    image[0, :16, :16] = np.kron(np.indices((8, 8)).sum(0) % 2, np.ones((2, 2)))[..., None] * 255
+    inputs = keras.Input((32, 32, 3))
+    grey = layers.Conv2D(1, 1, use_bias=False, name="grey")(inputs)
+    edges = layers.Conv2D(1, 3, padding="same", use_bias=False, name="laplacian")(grey)
+    strength = layers.Lambda(keras.ops.abs, name="strength")(edges)
+    mask = np.zeros((1, 32, 32, 1), np.float32)
+    mask[:, :16, :16] = 1
+    region = layers.Lambda(lambda x: x * mask, name="region")(strength)
+    logit = layers.Dense(1, name="logit")(layers.GlobalAveragePooling2D()(region))
+    model = keras.Model(inputs, logit)
+    model.get_layer("grey").set_weights([np.full((1, 1, 3, 1), 1 / 3, np.float32)])
+    laplacian = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32)[..., None, None]
+    model.get_layer("laplacian").set_weights([laplacian])
+    texture = float(keras.Model(inputs, layers.GlobalAveragePooling2D()(region))(image)[0, 0])
+    model.get_layer("logit").set_weights([np.array([[4 / texture]], np.float32),
+                                          np.array([-1.0], np.float32)])  # fmt: skip
+    return model, image
+
+
+def test_deletion_and_insertion_rank_the_true_map_above_a_random_one():
+    """The logit reads only the top-left quadrant: the map of that region deletes the evidence
+    fastest (low deletion AUC) and restores it fastest (high insertion AUC) than a random map.
+    """
+    from densenet_tutorial.visualize import faithfulness
+
+    model, image = texture_model_and_image()
+    assert float(model(image)[0, 0]) == pytest.approx(3.0, abs=1e-4)
+    true_map = np.zeros((1, 32, 32), np.float32)
+    true_map[0, :16, :16] = 1 + np.random.default_rng(0).uniform(size=(16, 16))
+    random_map = faithfulness.random_maps(1, 32, 32, seed=3)
+    true = faithfulness.deletion_insertion(model, image, true_map, target="dog", steps=16)
+    chance = faithfulness.deletion_insertion(model, image, random_map, target="dog", steps=16)
+    assert true["deletion"][0] < chance["deletion"][0] - 0.1
+    assert true["insertion"][0] > chance["insertion"][0] + 0.1
+    for result in (true, chance):
+        assert all(0 <= value <= 1 for values in result.values() for value in values)
+
+
+def test_energy_inside_and_pointing_game_on_hand_made_maps():
+    from densenet_tutorial.visualize import faithfulness
+
+    masks = np.zeros((2, 4, 4), bool)
+    masks[:, :2, :2] = True  # the object: the top-left 2x2 of 4x4
+    maps = np.zeros((2, 4, 4), np.float32)
+    maps[0, 0, 0], maps[0, 3, 3] = 3.0, 1.0  # 3 of 4 inside, peak inside
+    maps[1, 0, 1], maps[1, 2, 2] = 1.0, 2.0  # 1 of 3 inside, peak outside
+    np.testing.assert_allclose(faithfulness.energy_inside(maps, masks), [0.75, 1 / 3])
+    assert faithfulness.pointing_game(maps, masks).tolist() == [True, False]
+    assert faithfulness.energy_inside(np.zeros((1, 4, 4)), masks[:1]).tolist() == [0.0]
+    gaussian = faithfulness.centred_gaussians(1, 5, 7)[0]
+    assert np.unravel_index(gaussian.argmax(), gaussian.shape) == (2, 3)

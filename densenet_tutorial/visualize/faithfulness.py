@@ -1,0 +1,96 @@
+"""Grad-CAM measured, not only looked at: does the heatmap point at what the model uses?
+
+- ``deletion_insertion`` (Petsiuk et al. 2018, RISE, Sec. 4.1): remove the pixels a heatmap
+  ranks highest first (set to 0, as RISE does) and watch the class probability fall: a
+  faithful map makes it fall fast, a low area under the curve. Insert them first into a
+  blurred copy of the image and watch it rise: a high area;
+- ``energy_inside`` and ``pointing_game``: where the object's mask is known (generated
+  images), the share of the heatmap's mass inside it, and whether its maximum is inside;
+- ``random_maps`` and ``centred_gaussians``: the baselines a heatmap must beat.
+"""
+
+import cv2
+import numpy as np
+from scipy.special import expit
+
+from densenet_tutorial.visualize.cam import class_score, target_classes
+
+
+def area_under_curve(scores):
+    """The trapezoidal area under ``scores`` taken at equally spaced fractions from 0 to 1."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return float((scores[:-1] + scores[1:]).sum() / 2 / (len(scores) - 1))
+
+
+def deletion_insertion(model, images, heatmaps, target=None, steps=16):
+    """Per-image deletion and insertion AUCs of ``heatmaps`` (N, H, W) for ``model``.
+
+    The score is the probability of ``target`` (None: the class predicted for each original
+    image; for a one-logit model the sigmoid of +-logit). Returns
+    ``{"deletion": (N,), "insertion": (N,)}``, each in [0, 1].
+    """
+    images = np.asarray(images, dtype=np.float32)
+    logits = model.predict(images, verbose=0)
+    classes = target_classes(logits, target)
+    result = {"deletion": [], "insertion": []}
+    for image, heatmap, label in zip(images, heatmaps, classes, strict=True):
+        order = np.argsort(-np.asarray(heatmap).ravel(), kind="stable")
+        blurred = blur(image)
+        for kind, start, end in (("deletion", image, np.zeros_like(image)),
+                                 ("insertion", blurred, image)):  # fmt: skip
+            series = [replaced(start, end, order, round(i * order.size / steps))
+                      for i in range(steps + 1)]  # fmt: skip
+            scores = probability(model, np.stack(series), label)
+            result[kind].append(area_under_curve(scores))
+    return {kind: np.array(values) for kind, values in result.items()}
+
+
+def replaced(start, end, order, count):
+    """``start`` with its ``count`` top-ranked pixels (by ``order``) taken from ``end``."""
+    height, width = start.shape[:2]
+    mixed = start.reshape(height * width, -1).copy()
+    mixed[order[:count]] = end.reshape(height * width, -1)[order[:count]]
+    return mixed.reshape(start.shape)
+
+
+def blur(image):
+    """The insertion canvas: a Gaussian blur whose width is a tenth of the image's side."""
+    side = max(3, (min(image.shape[:2]) // 10) | 1)
+    return cv2.GaussianBlur(image, (side, side), sigmaX=side / 2)
+
+
+def probability(model, images, label):
+    """The probability the model gives class ``label`` for each image."""
+    logits = model.predict(images, verbose=0)
+    if logits.shape[-1] == 1:
+        return expit(np.asarray(class_score(logits, np.full(len(images), label))))
+    exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return (exp / exp.sum(axis=-1, keepdims=True))[:, label]
+
+
+def energy_inside(heatmaps, masks):
+    """The share of each heatmap's mass inside the object's mask (0 for an empty map)."""
+    heatmaps = np.asarray(heatmaps, dtype=np.float64)
+    inside = (heatmaps * (np.asarray(masks) > 0)).sum(axis=(1, 2))
+    total = heatmaps.sum(axis=(1, 2))
+    return np.divide(inside, total, out=np.zeros_like(total), where=total > 0)
+
+
+def pointing_game(heatmaps, masks):
+    """True where a heatmap's maximum lies inside the object's mask."""
+    heatmaps, masks = np.asarray(heatmaps), np.asarray(masks) > 0
+    peaks = heatmaps.reshape(len(heatmaps), -1).argmax(axis=1)
+    return masks.reshape(len(masks), -1)[np.arange(len(masks)), peaks]
+
+
+def random_maps(count, height, width, seed=0):
+    """Baseline: uniform random heatmaps."""
+    return np.random.default_rng(seed).uniform(size=(count, height, width)).astype(np.float32)
+
+
+def centred_gaussians(count, height, width, sigma=0.25):
+    """Baseline: a Gaussian centred on the image, ``sigma`` a fraction of each side."""
+    rows = (np.arange(height) - (height - 1) / 2) / (sigma * height)
+    columns = (np.arange(width) - (width - 1) / 2) / (sigma * width)
+    gaussian = np.exp(-0.5 * (rows[:, None] ** 2 + columns[None, :] ** 2))
+    return np.repeat(gaussian[None].astype(np.float32), count, axis=0)
