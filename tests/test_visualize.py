@@ -400,3 +400,13 @@ def test_energy_inside_and_pointing_game_on_hand_made_maps():
     assert faithfulness.energy_inside(np.zeros((1, 4, 4)), masks[:1]).tolist() == [0.0]
     gaussian = faithfulness.centred_gaussians(1, 5, 7)[0]
     assert np.unravel_index(gaussian.argmax(), gaussian.shape) == (2, 3)
+
+
+def test_faithfulness_table_has_every_method_and_auc(model, images):
+    from densenet_tutorial.visualize.faithfulness import faithfulness_table
+
+    table = faithfulness_table(model, images[:2], steps=4)
+    assert list(table) == ["Grad-CAM", "Grad-CAM++", "random map", "centred Gaussian"]
+    for row in table.values():
+        for mean, spread in row.values():
+            assert 0 <= mean <= 1 and spread >= 0

@@ -94,3 +94,22 @@ def centred_gaussians(count, height, width, sigma=0.25):
     columns = (np.arange(width) - (width - 1) / 2) / (sigma * width)
     gaussian = np.exp(-0.5 * (rows[:, None] ** 2 + columns[None, :] ** 2))
     return np.repeat(gaussian[None].astype(np.float32), count, axis=0)
+
+
+def faithfulness_table(model, images, steps=16, seed=0):
+    """Deletion and insertion AUCs of Grad-CAM, Grad-CAM++ and both baselines, for the class
+    predicted for each image: ``{method: {"deletion": (mean, std), "insertion": ...}}``."""
+    from densenet_tutorial.visualize.cam import grad_cam, grad_cam_plus_plus
+
+    count, height, width = np.shape(images)[:3]
+    maps = {
+        "Grad-CAM": grad_cam(model, images),
+        "Grad-CAM++": grad_cam_plus_plus(model, images),
+        "random map": random_maps(count, height, width, seed),
+        "centred Gaussian": centred_gaussians(count, height, width),
+    }
+    table = {}
+    for name, heatmaps in maps.items():
+        aucs = deletion_insertion(model, images, heatmaps, steps=steps)
+        table[name] = {kind: (float(v.mean()), float(v.std())) for kind, v in aucs.items()}
+    return table
