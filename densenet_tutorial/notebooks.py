@@ -34,13 +34,14 @@ def prepare_images(data_dir="data", quick=False):
     """Notebook 01: get, check and split the images; return the folder that holds ``splits/``.
 
     Quick mode generates a small learnable stand-in, broken files included (so the check
-    has something to reject), instead of downloading 25,000 photos from Kaggle.
+    has something to reject), and the animals' masks in ``masks/`` (so that heatmaps can be
+    scored), instead of downloading 25,000 photos from Kaggle.
     """
     out = data_folder(data_dir, quick)
     if not quick:
         prepare(out=out)
         return out
-    synthesize(out / "images", QUICK_IMAGES_PER_CLASS, broken=True)
+    synthesize(out / "images", QUICK_IMAGES_PER_CLASS, broken=True, masks=out / "masks")
     held_out = QUICK_HELD_OUT_PER_CLASS
     prepare(source=out / "images", out=out, val_per_class=held_out, test_per_class=held_out)
     return out
@@ -160,3 +161,32 @@ def photo_path(photo=None):
             path.write_bytes(data)
             return path
     return (package_checkout() or products_dir()) / "images" / "chelsea.png"
+
+
+def draw_test_images(images_dir, count, image_size, seed=0):
+    """``count`` test images drawn at random, read as in training: ``(images, labels, masks)``.
+
+    Images are float32 RGB in [0, 255], labels 0 (cat) or 1 (dog); ``masks`` are the animals'
+    masks (True inside) for generated images, whose ``masks/`` folder ``synthesize`` wrote,
+    else ``None``.
+    """
+    import cv2
+    import numpy as np
+
+    from densenet_tutorial.data import CLASS_NAMES
+    from densenet_tutorial.data.pipeline import load_image
+    from densenet_tutorial.data.synth import mask_path
+
+    root, rows = read_split(Path(images_dir) / "splits", "test")
+    picked = [rows[i] for i in np.random.default_rng(seed).permutation(len(rows))[:count]]
+    images = np.stack([load_image(str(root / path), image_size).numpy() for path, _ in picked])
+    labels = np.array([CLASS_NAMES.index(label) for _, label in picked])
+    masks_dir = Path(images_dir) / "masks"
+    if not masks_dir.is_dir():
+        return images.astype(np.float32), labels, None
+    masks = [
+        cv2.imread(str(mask_path(masks_dir, path)), cv2.IMREAD_GRAYSCALE) for path, _ in picked
+    ]
+    masks = np.stack([cv2.resize(m, (image_size, image_size), interpolation=cv2.INTER_NEAREST)
+                      for m in masks]) > 0  # fmt: skip
+    return images.astype(np.float32), labels, masks

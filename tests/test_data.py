@@ -435,11 +435,27 @@ def test_red_stays_red_and_moved_images_are_found(tmp_path):
     assert mean_rgb["dog"][2] > 250 and mean_rgb["dog"][:2].max() < 5
 
 
-def test_synthetic_classes_differ_as_documented():
-    rng = np.random.default_rng(0)
-    from densenet_tutorial.data.synth import draw_animal
+def test_synthetic_classes_differ_only_in_the_animal_as_documented(tmp_path):
+    """Warm round cats, cool angular dogs; the background says nothing about the class."""
+    from densenet_tutorial.data.synth import draw_animal, mask_path
 
-    cats = [draw_animal("cat", rng).reshape(-1, 3).mean(0) for _ in range(10)]  # BGR
-    dogs = [draw_animal("dog", rng).reshape(-1, 3).mean(0) for _ in range(10)]
-    assert min(red - blue for blue, _, red in cats) > 50  # warm
-    assert max(red - blue for blue, _, red in dogs) < -50  # cool
+    rng = np.random.default_rng(0)
+    drawn = {label: [draw_animal(label, rng) for _ in range(60)] for label in CLASS_NAMES}
+
+    def red_minus_blue(pixels):
+        return float(pixels[:, 2].mean() - pixels[:, 0].mean())  # BGR
+
+    for label, sign in (("cat", 1), ("dog", -1)):
+        animals = [red_minus_blue(image[mask > 0]) for image, mask in drawn[label]]
+        assert min(sign * value for value in animals) > 50  # warm cats, cool dogs
+    backgrounds = {label: np.array([red_minus_blue(image[mask == 0]) for image, mask in images])
+                   for label, images in drawn.items()}  # fmt: skip
+    spread = max(values.std() for values in backgrounds.values())
+    assert abs(backgrounds["cat"].mean() - backgrounds["dog"].mean()) < spread / 2
+    for _, mask in drawn["cat"] + drawn["dog"]:
+        assert 0.02 < (mask > 0).mean() < 0.6  # an animal, not the whole photo
+    files = synthesize(tmp_path / "images", 3, size=SMALL, masks=tmp_path / "masks")
+    for path in files:
+        mask = cv2.imread(str(mask_path(tmp_path / "masks", path)), cv2.IMREAD_GRAYSCALE)
+        image = cv2.imread(str(tmp_path / "images" / path))
+        assert mask.shape == image.shape[:2] and set(np.unique(mask)) <= {0, 255}

@@ -1,18 +1,19 @@
 """A generated, learnable stand-in for Cats vs Dogs, for tests, quick runs and offline demos.
 
-Both classes are JPEG photos of about 500x375 pixels (sizes vary by up to 20 %) with a
-noisy background and a few shapes, so that the two differ visibly:
+Both classes are JPEG photos of about 500x375 pixels (sizes vary by up to 20 %): a noisy
+background, and an animal drawn on it. Only the animal tells the classes apart:
 
-- a "cat" is warm (orange-brown) with round shapes (ellipses);
-- a "dog" is cool (blue-grey) with angular shapes (rotated rectangles).
+- the background's colour and texture are drawn the same way for both classes;
+- a "cat" is a warm (orange-brown) body of round shapes (ellipses);
+- a "dog" is a cool (blue-grey) body of angular shapes (rotated rectangles).
 
-Shapes are darker or lighter shades of the background's colour, so both the colours of a
-whole image and its shapes tell the classes apart: a small network separates them after an
-epoch or two, which is what a test of the training loop needs. The files are written in
-any layout of ``LAYOUTS`` (the layouts of the Kaggle handles), and ``broken=True`` adds
-the kinds of files found in the real downloads: zero-byte, truncated, non-image,
-``Thumbs.db``, corrupt data, and the valid but unusual grayscale, CMYK and
-PNG-inside-``.jpg`` images.
+So a network that is right has to look at the animal, and ``masks=FOLDER`` writes each
+animal's mask (a PNG, white on black) so that heatmaps can be scored against it. A small
+network separates the classes after an epoch or two, which is what a test of the training
+loop needs. The files are written in any layout of ``LAYOUTS`` (the layouts of the Kaggle
+handles), and ``broken=True`` adds the kinds of files found in the real downloads:
+zero-byte, truncated, non-image, ``Thumbs.db``, corrupt data, and the valid but unusual
+grayscale, CMYK and PNG-inside-``.jpg`` images.
 """
 
 import contextlib
@@ -35,22 +36,27 @@ UNUSUAL_KINDS = ("grayscale", "cmyk", "png-inside-jpg")
 
 
 def draw_animal(label, rng, size=IMAGE_SIZE):
-    """One synthetic photo (BGR uint8) of a ``"cat"`` or a ``"dog"``."""
+    """One synthetic photo (BGR uint8) of a ``"cat"`` or a ``"dog"``, and the animal's mask."""
     width, height = (max(8, round(side * rng.uniform(0.8, 1.2))) for side in size)
-    colour = np.array(COLOURS[label]) + rng.normal(0, 20, 3)
-    blotches = colour + rng.normal(0, 25, (height // 8 + 1, width // 8 + 1, 3))
+    background = rng.uniform(40, 210) + rng.normal(0, 20, 3)  # greyish, whatever the label
+    blotches = background + rng.normal(0, 25, (height // 8 + 1, width // 8 + 1, 3))
     image = cv2.resize(np.clip(blotches, 0, 255).astype(np.uint8), (width, height))
-    for _ in range(rng.integers(2, 5)):
-        centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
-        axes = (int(rng.integers(width // 10 + 1, width // 3 + 2)),) * 2
-        shade = tuple(float(c) for c in np.clip(colour * rng.uniform(0.4, 1.6), 0, 255))
-        if label == "cat":
-            axes = (axes[0], int(axes[1] * rng.uniform(0.6, 1.0)))
-            cv2.ellipse(image, centre, axes, float(rng.uniform(0, 180)), 0, 360, shade, -1)
-        else:
-            box = cv2.boxPoints((centre, (2 * axes[0], axes[1]), float(rng.uniform(0, 90))))
-            cv2.fillPoly(image, [box.astype(np.int32)], shade)
-    return image
+    mask = np.zeros((height, width), np.uint8)
+    colour = np.array(COLOURS[label]) + rng.normal(0, 15, 3)
+    centre = rng.uniform(0.3, 0.7, 2) * (width, height)  # the animal, away from the borders
+    for _ in range(rng.integers(2, 4)):
+        part = tuple(int(c) for c in centre + rng.normal(0, 0.08, 2) * (width, height))
+        axes = (int(rng.integers(width // 7 + 1, width // 4 + 2)),) * 2
+        shade = tuple(float(c) for c in np.clip(colour * rng.uniform(0.8, 1.2), 0, 255))
+        if label == "cat":  # a round part: an ellipse
+            sides = (2 * axes[0], int(2 * axes[1] * rng.uniform(0.6, 1.0)))
+            outline = cv2.ellipse2Poly(part, (sides[0] // 2, sides[1] // 2),
+                                       int(rng.uniform(0, 180)), 0, 360, 10)  # fmt: skip
+        else:  # an angular part: a rotated rectangle
+            outline = cv2.boxPoints((part, (2 * axes[0], axes[1]), float(rng.uniform(0, 90))))
+        for canvas, fill in ((image, shade), (mask, 255)):
+            cv2.fillPoly(canvas, [outline.astype(np.int32)], fill)
+    return image, mask
 
 
 def encode(image, kind="jpeg"):
@@ -74,6 +80,17 @@ def encode(image, kind="jpeg"):
     rgb = Image.fromarray(image[:, :, ::-1])
     (rgb.convert("L") if kind == "grayscale" else rgb.convert("CMYK")).save(buffer, "JPEG")
     return buffer.getvalue()
+
+
+def mask_path(masks, path):
+    """Where ``synthesize(..., masks=masks)`` keeps the mask of the image at ``path``."""
+    return Path(masks) / PurePosixPath(path).with_suffix(".png")
+
+
+def write_mask(masks, path, mask):
+    target = mask_path(masks, path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(target), mask)
 
 
 def file_path(layout, label, n, part="train"):
@@ -103,7 +120,7 @@ def plan_files(layout, per_class, broken):
 
 
 def synthesize(out, per_class, layout="class-folders", broken=False, seed=0, size=IMAGE_SIZE,
-               progress=False):  # fmt: skip
+               progress=False, masks=None):  # fmt: skip
     """Write ``per_class`` generated images of each class to ``out`` in ``layout``.
 
     Returns ``{relative_path: kind}`` of every file written, where ``kind`` is ``"jpeg"``
@@ -123,7 +140,10 @@ def synthesize(out, per_class, layout="class-folders", broken=False, seed=0, siz
             archive = stack.enter_context(zipfile.ZipFile(out / "train.zip", "w"))
             (out / "sampleSubmission.csv").write_text("id,label\n1,0\n")
         for path, (label, kind) in tqdm(plan.items(), "Generating images", disable=not progress):
-            data = encode(draw_animal(label, rng, size), kind)
+            image, mask = draw_animal(label, rng, size)
+            data = encode(image, kind)
+            if masks is not None and kind == "jpeg":
+                write_mask(Path(masks), path, mask)
             if layout == "competition":
                 archive.writestr(path, data)
             else:
@@ -131,5 +151,5 @@ def synthesize(out, per_class, layout="class-folders", broken=False, seed=0, siz
                 (out / path).write_bytes(data)
     if layout == "train-train":  # the handle's unlabelled test images
         (out / "test" / "test").mkdir(parents=True, exist_ok=True)
-        (out / "test" / "test" / "1.jpg").write_bytes(encode(draw_animal("cat", rng, size)))
+        (out / "test" / "test" / "1.jpg").write_bytes(encode(draw_animal("cat", rng, size)[0]))
     return {path: kind for path, (_, kind) in plan.items()}

@@ -61,7 +61,7 @@ def blur(image):
 
 def probability(model, images, label):
     """The probability the model gives class ``label`` for each image."""
-    logits = model.predict(images, verbose=0)
+    logits = np.asarray(model.predict_on_batch(images))
     if logits.shape[-1] == 1:
         return expit(np.asarray(class_score(logits, np.full(len(images), label))))
     exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
@@ -96,20 +96,26 @@ def centred_gaussians(count, height, width, sigma=0.25):
     return np.repeat(gaussian[None].astype(np.float32), count, axis=0)
 
 
-def faithfulness_table(model, images, steps=16, seed=0):
-    """Deletion and insertion AUCs of Grad-CAM, Grad-CAM++ and both baselines, for the class
-    predicted for each image: ``{method: {"deletion": (mean, std), "insertion": ...}}``."""
+def faithfulness_table(model, images, masks=None, layer_name="relu", steps=16, seed=0):
+    """Grad-CAM, Grad-CAM++ and both baselines, for the class predicted for each image.
+
+    ``{method: {"deletion": (mean, std), "insertion": ..., "energy inside": ...,
+    "pointing game": ...}}``; the last two only where the objects' ``masks`` are known.
+    """
     from densenet_tutorial.visualize.cam import grad_cam, grad_cam_plus_plus
 
     count, height, width = np.shape(images)[:3]
     maps = {
-        "Grad-CAM": grad_cam(model, images),
-        "Grad-CAM++": grad_cam_plus_plus(model, images),
+        "Grad-CAM": grad_cam(model, images, layer_name),
+        "Grad-CAM++": grad_cam_plus_plus(model, images, layer_name),
         "random map": random_maps(count, height, width, seed),
         "centred Gaussian": centred_gaussians(count, height, width),
     }
     table = {}
     for name, heatmaps in maps.items():
-        aucs = deletion_insertion(model, images, heatmaps, steps=steps)
-        table[name] = {kind: (float(v.mean()), float(v.std())) for kind, v in aucs.items()}
+        scores = deletion_insertion(model, images, heatmaps, steps=steps)
+        if masks is not None:
+            scores["energy inside"] = energy_inside(heatmaps, masks)
+            scores["pointing game"] = pointing_game(heatmaps, masks).astype(float)
+        table[name] = {kind: (float(v.mean()), float(v.std())) for kind, v in scores.items()}
     return table
