@@ -10,7 +10,7 @@
 learnable stand-in data set for tests and offline demos. Nothing here knows the model.
 
 >>> split_dir = prepare()  # doctest: +SKIP
->>> train = make_dataset(split_dir, "train", training=True)  # doctest: +SKIP
+>>> train = make_dataset(split_dir, "train", shuffle=True)  # doctest: +SKIP
 """
 
 from pathlib import Path
