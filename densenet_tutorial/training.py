@@ -285,14 +285,18 @@ def make_callbacks(out_dir):
     """Epoch time, history, TensorBoard, the best network by validation accuracy, a backup.
 
     The backup comes last, so an epoch counts as done only once the others have recorded it;
-    it is kept after training so that rerunning a finished run trains no further.
+    it keeps the last two states, so that a runtime cut off while one is being written
+    resumes from the other, and it is kept after training so that rerunning a finished run
+    trains no further.
     """
     return [
         EpochSeconds(),
         keras.callbacks.CSVLogger(out_dir / "history.csv", append=True),
         keras.callbacks.TensorBoard(log_dir=out_dir / "logs"),
         SaveBestNetwork(out_dir / "best.keras", best=best_so_far(out_dir / "history.csv")),
-        keras.callbacks.BackupAndRestore(out_dir / "backup", delete_checkpoint=False),
+        keras.callbacks.BackupAndRestore(
+            out_dir / "backup", delete_checkpoint=False, double_checkpoint=True
+        ),
     ]
 
 

@@ -138,12 +138,14 @@ def drive_runs(world):
 
 
 def backup_epoch(run):
-    """The number of finished epochs BackupAndRestore recorded (the next one, 0-based)."""
-    metadata = run / "backup" / "training_metadata.json"
-    try:
-        return json.loads(metadata.read_text())["epoch"]
-    except (OSError, ValueError, KeyError):
-        return None
+    """The finished epochs BackupAndRestore recorded (the next one, 0-based), from its current
+    state or, if that was being written when the runtime died, from the previous one."""
+    for name in ("training_metadata.json", "training_metadata.json.bkp"):
+        try:
+            return json.loads((run / "backup" / name).read_text())["epoch"]
+        except (OSError, ValueError, KeyError):
+            continue
+    return None
 
 
 def history_epochs(run):
@@ -166,7 +168,7 @@ def runtime_a(world):
         finished = [backup_epoch(b.parent) for b in runs.glob("*/backup")]
         if any(epoch is not None for epoch in finished):
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
     recycle(process)
 
     (run,) = [backup.parent for backup in runs.glob("*/backup")]
@@ -188,10 +190,11 @@ def test_runtime_b_runs_03_alone_and_resumes_from_drive(world, runtime_a):
     code, log, executed = run_notebook(checkout, env, "03_train.ipynb", TINY)
     assert code == 0, log[-3000:]
     run = runtime_a["run"]
-    resumed_at = runtime_a["epoch"]  # 0-based: the first epoch runtime B trains
     assert sorted(set(history_epochs(run))) == list(range(TINY["EPOCHS"]))
-    assert f"Epoch {resumed_at + 1}/{TINY['EPOCHS']}" in outputs(executed)
-    assert f"Epoch 1/{TINY['EPOCHS']}" not in outputs(executed)
+    # It resumes after the last epoch whose backup survived (the one before, if the runtime
+    # died while writing it), never from the first epoch.
+    started = int(outputs(executed).split("Epoch ")[1].split("/")[0])
+    assert 2 <= started <= runtime_a["epoch"] + 1
     assert json.loads((run / "metrics.json").read_text())["images"] > 0
     # The images were fetched again into this runtime's kagglehub cache.
     meta = json.loads(
