@@ -6,7 +6,6 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-THIS_FILE = Path(__file__).resolve().relative_to(ROOT)
 
 
 def _ruff(*args):
@@ -50,7 +49,9 @@ def test_ci_runs_the_readme_test_command():
 
 def test_nothing_points_at_documents_the_repository_does_not_hold():
     """A reader has only the repository: facts are stated, not referred to elsewhere."""
-    pattern = r"REFERENCE\.md|seed 00[01]|\bissues? ([2-9]|1[0-9])\b|issue's budget|test_packaging"
-    command = ["git", "grep", "-n", "-I", "-E", pattern, "--", ".", ":!LICENSE", f":!{THIS_FILE}"]
+    # Written in pieces, so that this file does not match the pattern it searches for.
+    pointers = ["REFERENCE" + r"\.md", "seed" + " 00[01]", r"\bissues? ([2-9]|1[0-9])\b",
+                "issue" + "'s budget", "test_" + "packaging"]  # fmt: skip
+    command = ["git", "grep", "-n", "-I", "-E", "|".join(pointers), "--", ".", ":!LICENSE"]
     found = subprocess.run(command, cwd=ROOT, capture_output=True, text=True).stdout
     assert found == "", found
