@@ -43,14 +43,13 @@ def test_float16_needs_tensor_cores():
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="CPU-only check")
 def test_precision_on_this_machine_and_overrides(monkeypatch):
-    strategy = tf.distribute.get_strategy()
     monkeypatch.setattr(hardware, "cpu_supports_bfloat16", lambda: True)
-    assert training.pick_precision(strategy) == "mixed_bfloat16"  # this machine has no GPU
+    assert training.pick_precision() == "mixed_bfloat16"  # this machine has no GPU
     monkeypatch.setattr(hardware, "cpu_supports_bfloat16", lambda: False)
-    assert training.pick_precision(strategy) == "float32"
-    assert training.pick_precision(strategy, "mixed_float16") == "mixed_float16"
+    assert training.pick_precision() == "float32"
+    assert training.pick_precision("mixed_float16") == "mixed_float16"
     with pytest.raises(ValueError, match="precision='fp16'"):
-        training.pick_precision(strategy, "fp16")
+        training.pick_precision("fp16")
 
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="CPU-only check")
