@@ -1,9 +1,9 @@
 """The training augmentation: a random crop resized back, a mirror image, milder colours.
 
 The paper trains its ImageNet models with the augmentation of He et al. and fb.resnet.torch
-(Sec. 4.1): a random crop of 8-100 % of the photo's area with an aspect ratio between 3/4
-and 4/3, resized to 224 px, a horizontal flip, and colour jitter. Here, for every image of
-every training step:
+(Sec. 4.1); fb.resnet.torch (datasets/transforms.lua) takes a random crop of 8-100 % of the
+photo's area with an aspect ratio between 3/4 and 4/3, resizes it to 224 px, flips it
+horizontally and jitters its colours. Here, for every image of every training step:
 
 - **crop**: 25-100 % of the area (a Cats-vs-Dogs photo shows one animal, which a crop of
   8 % often misses), width / height between 3/4 and 4/3, anywhere in the photo, resized
