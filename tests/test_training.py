@@ -427,9 +427,16 @@ def test_estimate_measures_a_time_plan_and_writes_nothing(split, tmp_path, capsy
     later = plan["minutes_per_later_epoch"]
     assert plan["minutes_total"] == pytest.approx(plan["minutes_first_epoch"] + 4 * later)
     assert plan["peak_memory_mb"] > 0
+    # The step timed is the one fit runs: augmentation, precision, Keras's XLA decision.
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    assert plan["augmentation"] == "augmentation" and plan["xla"] is gpu
+    assert plan["policy"] == training.pick_precision()
+    assert plan["peak_memory_of"] == ("GPU:0" if gpu else "process (RSS)")
     assert main(["train", "--data", str(split), "--out", str(out), "--quick", "--estimate",
                  "--image-size", "32", "--blocks", "2,2,2", "--epochs", "2"]) == 0  # fmt: skip
-    assert "limited by the" in capsys.readouterr().out and not out.exists()
+    printed = capsys.readouterr().out
+    assert "limited by the" in printed and not out.exists()
+    assert f"XLA {'on' if gpu else 'off'}, augmentation in the step" in printed
 
 
 class OutOfMemory(keras.callbacks.Callback):
