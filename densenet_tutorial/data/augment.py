@@ -1,4 +1,4 @@
-"""The training augmentation: a random crop resized back, a mirror image, milder colours.
+"""The training augmentation: a random crop resized back, a mirror image, other colours.
 
 The paper trains its ImageNet models with the augmentation of He et al. and fb.resnet.torch
 (Sec. 4.1); fb.resnet.torch (datasets/transforms.lua) takes a random crop of 8-100 % of the
@@ -35,7 +35,7 @@ SCALE = (0.25, 1.0)  # the crop's area, as a fraction of the photo's
 RATIO = (3 / 4, 4 / 3)  # the crop's width / height, drawn uniformly on a log scale
 COLOUR = 0.2  # brightness, contrast and saturation factors in [1 - COLOUR, 1 + COLOUR]
 GREY = (0.2989, 0.5870, 0.1140)  # luma weights of ITU-R BT.601, as tf.image.rgb_to_grayscale
-ALGORITHM = "philox"  # the same numbers on every device (not "auto_select")
+ALGORITHM = "philox"  # one algorithm everywhere ("auto_select" may pick another per device)
 
 
 def random_key(seed, step, replica=0):
@@ -130,7 +130,7 @@ def jitter_colour(images, brightness, contrast, saturation):
 
 @keras.saving.register_keras_serializable(package="densenet_tutorial")
 class Augmentation(keras.layers.Layer):
-    """The training augmentation as a Keras layer: ``augment(images, step)``.
+    """The training augmentation as a Keras layer: ``augment(images, step=s)``.
 
     Images are RGB in [0, 255] (uint8 or float); the result is float32 whatever the
     mixed-precision policy. ``step`` is the training step (``AugmentedModel`` passes
