@@ -1,8 +1,8 @@
 """What a DenseNet costs: multiply-adds counted from its layers, time and memory measured.
 
 Notebook 05 compares growth rates with ``growth_rate_table``; the benchmarks beside the
-package (``python -m benchmarks``) use the same measurements. Two rules keep the figures
-honest on a shared machine:
+package (``python -m benchmarks``) use the same measurements. Three rules keep the figures
+honest:
 
 - every measurement runs in a fresh Python process (``measure_in_fresh_process``), so none
   inherits another's memory, caches or traced graphs; the processes share a GPU, each
