@@ -1,9 +1,12 @@
 """The comparisons of ``python -m benchmarks``: each figure in a fresh process, ratios in one run.
 
-A figure needed by two parts (our float32 DenseNet-169 is the baseline of three) is measured
-once per repeat and shared. With ``repeats`` > 1 the whole sequence runs that many times,
-interleaved, so the load of the machine hits every configuration alike, and each figure is
-the median over the repeats.
+Every figure times a training model as ``fit`` runs it (``costs.measure_training``: the
+augmentation in the step, the automatic precision, Keras's XLA decision) unless the
+comparison changes one of them, and says what it ran with (``policy``, ``xla``,
+``augmentation``). A figure needed by two parts (our DenseNet-169 as training runs it is the
+baseline of several) is measured once per repeat and shared. With ``repeats`` > 1 the whole
+sequence runs that many times, interleaved, so the load of the machine hits every
+configuration alike, and each figure is the median over the repeats.
 """
 
 import json
@@ -20,6 +23,7 @@ from densenet_tutorial.model import DENSENET169
 PARTS = ("model", "memory", "precision", "pipeline", "augmentation", "growth")
 TRAINING = "densenet_tutorial.costs:measure_training"
 PIPELINE = "benchmarks.data:measure_pipeline"
+KERAS_LAYERS = "benchmarks.legacy:KerasLayersAugmentation"  # the former augmentation
 SUMMARY = ("step_time_s", "images_per_second", "peak_memory_mb", "load_average")  # progress
 
 
@@ -47,8 +51,8 @@ def compare_precisions(measure, settings):
     When that choice is float32 (no bfloat16 instructions found), mixed bfloat16 is measured
     too, so the table shows what the automatic choice avoided.
     """
-    runs = {"float32": measure(TRAINING, **settings)}
-    auto = measure(TRAINING, **settings, precision="auto")
+    runs = {"float32": measure(TRAINING, **settings, precision="float32")}
+    auto = measure(TRAINING, **settings)
     runs[f"auto ({auto['policy']})"] = auto
     part = comparison(runs, f"auto ({auto['policy']})", "float32")
     if auto["policy"] == "float32":
@@ -60,12 +64,17 @@ def compare_precisions(measure, settings):
 
 
 def compare_augmentation_in_step(measure, settings):
-    """A training step with ``augmentation()`` inside it against one without (same batch)."""
+    """A training step with ``augmentation()`` inside it against one without (same batch),
+    and against one with the augmentation it replaced (Keras random layers)."""
     runs = {
-        "augmentation in the step": measure(TRAINING, **settings, augment=True),
-        "no augmentation": measure(TRAINING, **settings),
+        "augmentation in the step": measure(TRAINING, **settings),
+        "no augmentation": measure(TRAINING, **settings, augment=False),
+        "Keras layers (before)": measure(TRAINING, **settings, augment=KERAS_LAYERS),
     }
-    return comparison(runs, "augmentation in the step", "no augmentation")
+    part = comparison(runs, "augmentation in the step", "no augmentation")
+    before = comparison(runs, "augmentation in the step", "Keras layers (before)")["ratios"]
+    part["ratios"].update({f"{name}_vs_before": value for name, value in before.items()})
+    return part
 
 
 def compare_pipelines(measure, images, image_size, batch_size):

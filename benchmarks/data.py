@@ -5,9 +5,10 @@
 - ``benchmark_verification``: files per second of the full check of ``verify``;
 - ``measure_pipeline``: images per second, epoch by epoch, of the training input pipeline
   (``make_dataset``: decode, cache, shuffle, uint8; the augmentation runs in the training
-  step), of the pipeline before it (the same with ``augmentation()`` mapped in ``tf.data``,
-  on the CPU), and of ``keras.utils.image_dataset_from_directory`` with that augmentation
-  (keras.io's recipe). Epoch 1 decodes the files; later epochs read ``make_dataset``'s cache.
+  step), of the pipeline before it (the same with the former augmentation,
+  ``legacy.KerasLayersAugmentation``, mapped in ``tf.data``, on the CPU), and of
+  ``keras.utils.image_dataset_from_directory`` with that augmentation (keras.io's recipe).
+  Epoch 1 decodes the files; later epochs read ``make_dataset``'s cache.
 """
 
 import argparse
@@ -50,7 +51,7 @@ def with_cpu_augmentation(dataset, augment):
     """``augment`` mapped on the batches in ``tf.data``: on the CPU, as it used to be."""
     import tensorflow as tf
 
-    augmented = dataset.map(lambda x, y: (augment(x, training=True), y), tf.data.AUTOTUNE)
+    augmented = dataset.map(lambda x, y: (augment(x), y), tf.data.AUTOTUNE)
     return augmented.prefetch(tf.data.AUTOTUNE)
 
 
@@ -81,7 +82,8 @@ def measure_pipeline(per_class=1000, image_size=224, batch_size=32, epochs=2, tr
     part of ``2 * per_class`` generated JPEGs. Each figure is the best of ``trials`` runs,
     which filters out other processes slowing this one down.
     """
-    from densenet_tutorial.data import augmentation, make_dataset
+    from benchmarks.legacy import KerasLayersAugmentation
+    from densenet_tutorial.data import make_dataset
 
     with tempfile.TemporaryDirectory(dir=workdir) as folder:
         source = Path(folder) / "images"
@@ -93,7 +95,7 @@ def measure_pipeline(per_class=1000, image_size=224, batch_size=32, epochs=2, tr
 
         def pipelines():
             ours = make_dataset(split_dir, "train", image_size, batch_size, shuffle=True)
-            augment = augmentation(seed=0)
+            augment = KerasLayersAugmentation(seed=0)
             return {
                 "make_dataset": ours,
                 "make_dataset + augmentation in tf.data": with_cpu_augmentation(ours, augment),

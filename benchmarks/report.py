@@ -13,9 +13,9 @@ def format_table(result):
             lines.append(f"| {part} | {name} | {value:.2f}x |")
     lines += [
         "",
-        "| part | run | step (s) | CPU s/step | img/s | peak RSS (MB) | timed steps' peak (MB) "
-        "| before 1st step (MB) | params | G mult-adds/img | load avg |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| part | run | ran with | step (s) | CPU s/step | img/s | peak memory (MB) "
+        "| timed steps' peak (MB) | before 1st step (MB) | params | G mult-adds/img | load avg |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     rows = [
         (part, label, run)
@@ -28,7 +28,8 @@ def format_table(result):
     ]
     for part, label, run in rows:
         lines.append(
-            f"| {part} | {label} | {run['step_time_s']:.3f} | {run['cpu_time_per_step_s']:.2f} "
+            f"| {part} | {label} | {ran_with(run)} "
+            f"| {run['step_time_s']:.3f} | {run['cpu_time_per_step_s']:.2f} "
             f"| {run['images_per_second']:.1f} | {run['peak_memory_mb']:,.0f} "
             f"| {megabytes(run['timed_steps_peak_memory_mb'])} "
             f"| {run['memory_before_training_mb']:,.0f} "
@@ -38,6 +39,14 @@ def format_table(result):
     if "pipeline" in result:
         lines += ["", *format_pipelines(result["pipeline"]["runs"])]
     return "\n".join(lines)
+
+
+def ran_with(run):
+    """What a training step ran with: precision, XLA, augmentation, whose memory."""
+    return (
+        f"{run['policy']}, XLA {'on' if run['xla'] else 'off'}, "
+        f"{run['augmentation'] or 'no augmentation'}; memory of {run['peak_memory_of']}"
+    )
 
 
 def megabytes(value):

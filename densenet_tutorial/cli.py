@@ -180,7 +180,7 @@ def build_parser():
                        "of at most 40 steps, unless given")  # fmt: skip
     train.add_argument(
         "--precision", choices=PRECISIONS,
-        help="auto (default): float16 on GPUs, bfloat16 on TPUs and bf16 CPUs, else float32",
+        help="auto (default): float16 on GPUs, bfloat16 on CPUs with bfloat16, else float32",
     )  # fmt: skip
     train.add_argument(
         "--estimate", action="store_true",

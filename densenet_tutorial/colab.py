@@ -1,8 +1,10 @@
 """What the set-up cell of every notebook calls: make this runtime ready to run the tutorial.
 
-On Google Colab the set-up cell first clones the repository to ``/content`` and installs it
-(its text is written by ``scripts/sync_notebooks.py`` from ``densenet_tutorial.project``);
-then, on Colab and on your own machine alike, it calls ``setup()``, which
+On Google Colab the set-up cell first clones the repository to ``/content``, calls
+``check_runtime`` (a Colab TPU runtime stops there, with one line saying which runtime to
+pick) and installs the package (the cell's text is written by ``scripts/sync_notebooks.py``
+from ``densenet_tutorial.project``); then, on Colab and on your own machine alike, it calls
+``setup()``, which
 
 - chooses the *products folder*, where ``data/`` (the split's manifests, a few MB) and
   ``runs/`` (training runs) are kept, and works there. On Colab, with ``keep_on_drive``, that
@@ -11,14 +13,16 @@ then, on Colab and on your own machine alike, it calls ``setup()``, which
   resumes in the next runtime. The images themselves stay on the runtime's disk, in
   kagglehub's cache, and are downloaded again in a new runtime. Elsewhere the products
   folder is the project's root;
-- reports the accelerator, and stops a notebook that trains for real on a runtime without
-  one (``require_gpu``): 40 epochs of DenseNet-169 on two CPU cores take about a week.
+- reports the GPU, and stops a notebook that trains for real on a runtime without one
+  (``require_gpu``): 40 epochs of DenseNet-169 on two CPU cores take about a week.
 """
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
 
+from densenet_tutorial import hardware
 from densenet_tutorial.errors import ProjectError, RunError
 from densenet_tutorial.project import package_checkout, products_dir
 
@@ -36,6 +40,10 @@ NO_GPU_STOP = (
     f"On Colab: {SWITCH_RUNTIME}. Or set QUICK = True (minutes on a CPU), or, if you really "
     f"mean to train on this machine, REQUIRE_GPU = False."
 )
+COLAB_TPU_STOP = (  # googlecolab/backend-info: TensorFlow left pip-freeze.tpu.txt in March 2025
+    f"This is a Colab TPU runtime: Colab's TPU image has no TensorFlow (it carries JAX), and "
+    f"this tutorial trains with TensorFlow on a GPU. {SWITCH_RUNTIME}."
+)
 WITHOUT_DRIVE = (
     "Products are kept on this runtime's disk: a runtime reset (idle timeout, the 12-hour "
     "cap) loses data/ and runs/, and training starts again from epoch 1. Set "
@@ -46,6 +54,28 @@ WITHOUT_DRIVE = (
 def on_colab():
     """True inside a Google Colab kernel (which imports ``google.colab`` at start-up)."""
     return "google.colab" in sys.modules
+
+
+def on_colab_tpu():
+    """True on a Colab TPU runtime, told without TensorFlow (which that runtime lacks).
+
+    Colab marks its TPU VMs with ``COLAB_TPU_1VM=1`` (its older TPU nodes with
+    ``COLAB_TPU_ADDR``), and its TPU image holds ``libtpu``, the TPU runtime library, which the
+    GPU image does not (googlecolab/backend-info, ``pip-freeze.tpu.txt`` and ``.gpu.txt``).
+    """
+    marked = os.environ.get("COLAB_TPU_1VM") == "1" or "COLAB_TPU_ADDR" in os.environ
+    return on_colab() and (marked or importlib.util.find_spec("libtpu") is not None)
+
+
+def check_runtime():
+    """Stop, in one line, on a runtime that cannot run this tutorial: a Colab TPU runtime.
+
+    The set-up cell calls it right after cloning the repository: before installing
+    anything (TensorFlow from PyPI would be hundreds of MB) or downloading any photo.
+    """
+    show_project_errors_in_one_line()
+    if on_colab_tpu():
+        raise RunError(COLAB_TPU_STOP)
 
 
 def products_folder(keep_on_drive=True):
@@ -76,7 +106,7 @@ def setup(keep_on_drive=True, require_gpu=False):
         print(WITHOUT_DRIVE)
     accelerators = accelerator_names()
     if accelerators:
-        print(f"Accelerator: {', '.join(accelerators)}")
+        print(f"GPU: {', '.join(accelerators)}")
     elif require_gpu:
         raise RunError(NO_GPU_STOP)
     else:
@@ -84,16 +114,8 @@ def setup(keep_on_drive=True, require_gpu=False):
 
 
 def accelerator_names():
-    """The GPUs (by name) TensorFlow can use, or ``["TPU"]``; empty on a CPU-only runtime."""
-    import tensorflow as tf
-
-    from densenet_tutorial.training import find_tpu
-
-    gpus = [
-        tf.config.experimental.get_device_details(d).get("device_name", d.name)
-        for d in tf.config.list_physical_devices("GPU")
-    ]
-    return gpus or (["TPU"] if find_tpu() else [])
+    """The GPUs (by name) TensorFlow can use; empty on a CPU-only runtime."""
+    return [gpu["name"] for gpu in hardware.gpus()]
 
 
 def show_project_errors_in_one_line():

@@ -1,13 +1,18 @@
 """What a DenseNet costs: multiply-adds counted from its layers, time and memory measured.
 
 Notebook 05 compares growth rates with ``growth_rate_table``; the benchmarks beside the
-package (``python -m benchmarks``) use the same measurements. Two rules keep the figures
-honest on a shared machine:
+package (``python -m benchmarks``) use the same measurements. Three rules keep the figures
+honest:
 
 - every measurement runs in a fresh Python process (``measure_in_fresh_process``), so none
-  inherits another's memory, caches or traced graphs;
+  inherits another's memory, caches or traced graphs; the processes share a GPU, each
+  taking only the memory it uses (``hardware.allow_gpu_memory_growth``);
+- what is timed is the training model exactly as ``fit`` runs it (``training.training_model``:
+  the augmentation inside the step, the recipe's optimizer and loss, the precision that
+  training picks, and Keras's own XLA decision), and every result says which;
 - step time is the median of timed ``train_on_batch`` calls after untimed warm-up steps
-  (the first call traces the graph); peak memory is the process's peak resident set size.
+  (the first call traces and compiles the step); peak memory is the GPU's where there is
+  one (its tensors live there), else the process's peak resident set size.
 
 FLOPs are counted, not guessed: ``count_multiply_adds`` adds up the multiply-adds of every
 convolution and fully connected layer from the model's own shapes, the convention of the
@@ -17,13 +22,13 @@ DenseNet paper (its "3.4 GFLOPs" for DenseNet-169 at 224 px are multiply-adds).
 import importlib
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+import warnings
 
+from densenet_tutorial import hardware
 from densenet_tutorial.errors import RunError, SettingError
 from densenet_tutorial.model import DENSENET169
 
@@ -57,28 +62,6 @@ def count_multiply_adds(model):
     return int(total)
 
 
-def peak_rss_mb():
-    """The process's peak resident set size, in MiB: Linux's VmHWM, else ``ru_maxrss``."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        line = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM"))
-        return int(line.split()[1]) / 2**10  # kB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # macOS: bytes
-
-
-def reset_peak_rss():
-    """Restart the peak from the current resident size (Linux); False where that is refused.
-
-    Writing 5 to ``/proc/self/clear_refs`` resets the "high water mark" (man 5 proc); some
-    locked-down containers forbid it.
-    """
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:  # not Linux, or not allowed here
-        return False
-    return True
-
-
 def synthetic_batch(batch_size, image_size, seed=0):
     """One batch of random RGB uint8 images and 0/1 labels, the same for every process."""
     import numpy as np
@@ -91,56 +74,80 @@ def synthetic_batch(batch_size, image_size, seed=0):
 
 def measure_training(
     blocks=DENSENET169, growth_rate=32, image_size=128, batch_size=32, steps=5, warmup=2,
-    memory_efficient=False, precision="float32", augment=False, reference=False, seed=0,
+    memory_efficient=False, precision="auto", augment=True, reference=False, seed=0,
 ):  # fmt: skip
-    """Build, compile and train one DenseNet on one fixed batch; time it and weigh it.
+    """Build one DenseNet's training model as ``train`` does; time it and weigh it.
 
-    ``precision`` is a Keras dtype policy or ``"auto"`` (``training.pick_precision``);
-    ``augment`` puts ``augmentation()`` in the training step, as training does;
-    ``reference=True`` measures keras.applications' DenseNet (``keras_reference``) instead.
-    Returns the median step time of ``steps`` calls after ``warmup`` untimed ones, the CPU
-    time per step, the peak resident memory (over the whole process and over the timed
-    steps alone, where the machine allows resetting it), parameters and multiply-adds.
+    ``training.training_model`` builds it: ``augment`` puts ``augmentation()`` in the step
+    (or, given as ``"module:name"``, another augmentation made from the seed: the benchmarks'
+    baseline), ``precision`` is a Keras dtype policy or ``"auto"``
+    (``training.pick_precision``), and Keras decides on XLA as it does for ``fit``.
+    ``reference=True`` measures keras.applications' DenseNet (``keras_reference``) instead of
+    ours. Returns ``time_training``'s figures.
     """
     import keras
-    import tensorflow as tf
 
-    from densenet_tutorial.data import augmentation
     from densenet_tutorial.model import build_densenet
-    from densenet_tutorial.training import AugmentedModel, pick_precision
+    from densenet_tutorial.training import (
+        EPOCHS,
+        global_policy,
+        learning_rate_schedule,
+        pick_precision,
+        training_model,
+    )
 
     if steps < 1 or warmup < 0:
         raise SettingError(f"steps={steps}, warmup={warmup}: time at least one step.")
     keras.utils.set_random_seed(seed)
-    policy = pick_precision(tf.distribute.get_strategy(), precision)
-    keras.mixed_precision.set_global_policy(policy)
     input_shape = (image_size, image_size, 3)
-    if reference:
-        network = keras_reference(blocks, input_shape)
-    else:
-        network = build_densenet(blocks, growth_rate, input_shape=input_shape,
-                                 memory_efficient=memory_efficient)  # fmt: skip
-    model = AugmentedModel(network, augmentation(seed) if augment else None)
-    model.compile(
-        optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-        loss=keras.losses.BinaryCrossentropy(from_logits=True),
-    )
-    images, labels = synthetic_batch(batch_size, image_size, seed)
-    memory_before = peak_rss_mb()
+    with global_policy(pick_precision(precision)):
+        if reference:
+            network = keras_reference(blocks, input_shape)
+        else:
+            network = build_densenet(blocks, growth_rate, input_shape=input_shape,
+                                     memory_efficient=memory_efficient)  # fmt: skip
+        schedule = learning_rate_schedule(batch_size, warmup + steps, EPOCHS)  # as a run's
+        model = training_model(network, augmentation_for(augment, seed), schedule)
+        return time_training(model, batch_size, steps, warmup, seed)
+
+
+def augmentation_for(augment, seed):
+    """``augmentation(seed)`` for True, none for False, else the ``"module:name"`` one."""
+    from densenet_tutorial.data import augmentation
+
+    if isinstance(augment, str):
+        module, name = augment.split(":")
+        return getattr(importlib.import_module(module), name)(seed)
+    return augmentation(seed) if augment else None
+
+
+def time_training(model, batch_size, steps, warmup, seed=0):
+    """Time ``steps`` training steps of a compiled training model after ``warmup`` untimed ones.
+
+    All on one fixed batch (``synthetic_batch``: no input pipeline). Returns the median step
+    time, the CPU time per step, the peak memory (over the whole process and over the timed
+    steps alone, where the machine allows resetting it), what the step ran with (precision,
+    XLA, augmentation: ``training.step_settings``), parameters and multiply-adds.
+    """
+    from densenet_tutorial.training import step_settings
+
+    network = model.network
+    images, labels = synthetic_batch(batch_size, network.input.shape[1], seed)
+    memory_before = hardware.peak_memory_mb()
     times, cpu_times = [], []
     for step in range(warmup + steps):
         if step == warmup:
-            peak_so_far = peak_rss_mb()
-            steps_only = reset_peak_rss()
+            peak_so_far = hardware.peak_memory_mb()
+            steps_only = hardware.reset_peak_memory()
         start, cpu_start = time.perf_counter(), time.process_time()
         model.train_on_batch(images, labels)  # returns numpy values: the step has finished
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu_start)
     step_time = statistics.median(times[warmup:])
-    steps_peak = peak_rss_mb()  # since the reset: the timed steps' own peak
+    steps_peak = hardware.peak_memory_mb()  # since the reset: the timed steps' own peak
     return {
         "model": network.name,
-        "policy": policy,
+        **step_settings(model),
         "params": network.count_params(),
         "multiply_adds": count_multiply_adds(network),
         "step_time_s": step_time,
@@ -150,6 +157,7 @@ def measure_training(
         "peak_memory_mb": max(peak_so_far, steps_peak),
         "timed_steps_peak_memory_mb": steps_peak if steps_only else None,
         "memory_before_training_mb": memory_before,
+        "peak_memory_of": hardware.memory_device() or "process (RSS)",
     }
 
 
@@ -179,12 +187,13 @@ def keras_reference(blocks, input_shape):
 
 def growth_rate_table(
     growth_rates=GROWTH_RATES, blocks=DENSENET169, image_size=128, batch_size=32, steps=5,
-    warmup=2, precision="float32", measure=None,
+    warmup=2, precision="auto", measure=None,
 ):  # fmt: skip
     """Parameters, multiply-adds, step time and memory for each growth rate k (notebook 05).
 
-    One row per growth rate, each trained in a fresh process with ``precision`` (use the one
-    training used: ``"auto"`` picks it the same way); returns a list of dicts.
+    One row per growth rate, its training model built in a fresh process as ``train`` builds
+    it (``measure_training``: augmentation, ``precision``, Keras's XLA decision); returns a
+    list of dicts.
     """
     if steps < 1:
         raise SettingError(f"steps={steps}: time at least one training step per growth rate.")
@@ -203,10 +212,17 @@ def growth_rate_table(
 def measure_in_fresh_process(function, **settings):
     """Run ``function`` (``"module:name"``) with ``settings`` in a new Python process.
 
-    The machine's load average before and after is kept with the result: on a shared
-    machine it says how much to trust an absolute time.
+    The new process shares the GPU with this one (``hardware.allow_gpu_memory_growth``). The
+    machine's load average before and after is kept with the result: on a shared machine it
+    says how much to trust an absolute time.
     """
     command = [sys.executable, "-m", "densenet_tutorial.costs", function, json.dumps(settings)]
+    if not hardware.allow_gpu_memory_growth():
+        warnings.warn(
+            "This process already holds the GPU's memory, so a measurement may run out of it: "
+            "restart the runtime and run the notebook from the top.",
+            stacklevel=2,
+        )
     load_before = os.getloadavg()[0]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode == 2:  # the worker's message for a setting the user can fix

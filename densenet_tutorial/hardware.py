@@ -1,13 +1,17 @@
-"""What this machine is: read once here, used by training (the precision) and by the records.
+"""What this machine is and how much memory a step takes: used by training and by the records.
 
 - ``cpu_info``: the CPU's model name and instruction-set flags, from ``/proc/cpuinfo``;
 - ``cpu_supports_bfloat16``: AVX-512 BF16 or AMX, which make bfloat16 fast on a CPU;
 - ``gpus``: name and compute capability of every GPU TensorFlow sees;
+- ``memory_device``, ``peak_memory_mb``, ``reset_peak_memory``: the memory a training step
+  takes, the GPU's where there is one (its tensors live there), else the process's;
+- ``allow_gpu_memory_growth``: let processes share a GPU (notebook 05's measuring workers);
 - ``environment``: library versions and the hardware, as a run's ``config.json`` keeps them.
 """
 
 import os
 import platform
+import resource
 import sys
 from pathlib import Path
 
@@ -55,6 +59,76 @@ def gpus():
         found.append({"name": details.get("device_name", gpu.name),
                       "compute_capability": details.get("compute_capability")})  # fmt: skip
     return found
+
+
+def memory_device():
+    """``"GPU:0"`` where TensorFlow sees a GPU, else ``None``: whose memory a step fills."""
+    import tensorflow as tf
+
+    return "GPU:0" if tf.config.list_logical_devices("GPU") else None
+
+
+def peak_memory_mb():
+    """The peak memory since the last reset, in MiB: the GPU's allocator peak
+    (``tf.config.experimental.get_memory_info``), else the process's peak resident set."""
+    import tensorflow as tf
+
+    device = memory_device()
+    if device:
+        return tf.config.experimental.get_memory_info(device)["peak"] / 2**20
+    return peak_rss_mb()
+
+
+def reset_peak_memory():
+    """Restart the peak from what is held now; False where the machine refuses it."""
+    import tensorflow as tf
+
+    device = memory_device()
+    if device:
+        tf.config.experimental.reset_memory_stats(device)
+        return True
+    return reset_peak_rss()
+
+
+def peak_rss_mb():
+    """The process's peak resident set size, in MiB: Linux's VmHWM, else ``ru_maxrss``."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        line = next(line for line in status.read_text().splitlines() if line.startswith("VmHWM"))
+        return int(line.split()[1]) / 2**10  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # macOS: bytes
+
+
+def reset_peak_rss():
+    """Restart the peak from the current resident size (Linux); False where that is refused.
+
+    Writing 5 to ``/proc/self/clear_refs`` resets the "high water mark" (man 5 proc); some
+    locked-down containers forbid it.
+    """
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:  # not Linux, or not allowed here
+        return False
+    return True
+
+
+def allow_gpu_memory_growth():
+    """Let this process and the processes it starts share the GPUs: each takes what it uses.
+
+    TensorFlow otherwise reserves nearly all of a GPU's memory for the first process that
+    uses it. Sets ``TF_FORCE_GPU_ALLOW_GROWTH`` for the processes started from now on, and
+    memory growth for this one; returns False if this process already holds a GPU (its
+    reservation cannot change any more: restart it to share).
+    """
+    import tensorflow as tf
+
+    os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+    try:
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError:  # "Physical devices cannot be modified after being initialized"
+        return False
+    return True
 
 
 def environment():

@@ -1,81 +1,53 @@
-"""The memory-efficient dense block: recompute, in the backward pass, what a layer reads.
+"""Recompute, in the backward pass, what a part of the network computed: memory for compute.
 
 Pleiss et al. (2017, arXiv 1707.06990): a dense layer's input is the concatenation of all
 earlier maps of its block (Eq. 2); storing that concatenation and its BN-ReLU output for
-every layer makes training memory grow quadratically with depth. Here the block keeps only
-the list of k-channel maps, and each layer's concatenation and bottleneck (concat, BN, ReLU,
-1x1 conv) are recomputed from that list when the gradient needs them, so memory grows
-linearly. ``build_densenet(memory_efficient=True)`` uses ``dense_block`` from here instead of
-``model.dense_block``, like torchvision's switch: same layer names, same weights, same
-outputs and gradients, about half the tensor memory for some extra compute.
+every layer makes training memory grow quadratically with depth. ``Recomputed`` wraps a small
+Keras model (in ``model.memory_efficient_dense_block``: a dense layer's concatenation and
+bottleneck) so that only its inputs are kept for the backward pass, and everything inside it
+is computed again when the gradient needs it; memory then grows linearly, for some extra
+compute. ``build_densenet(memory_efficient=True)`` switches to that block, like torchvision's
+``memory_efficient``: same layer names, same weights, same outputs and gradients.
+
+This module knows nothing of DenseNets: ``model`` uses it, never the other way round.
 """
 
 import keras
 from keras import layers
 
-from densenet_tutorial import model
-
-
-def dense_block(x, num_layers, growth_rate, bottleneck_width, name):
-    """``model.dense_block`` that keeps the list of maps and concatenates it once at the end."""
-    features = [x]
-    for i in range(1, num_layers + 1):
-        layer = f"{name}_block{i}"
-        narrowed = RecomputedBottleneck(growth_rate, bottleneck_width, layer)(features)
-        features.append(
-            model.composite_function(
-                narrowed, growth_rate, 3, f"{layer}_1_bn", f"{layer}_1_relu", f"{layer}_2_conv"
-            )
-        )
-    return layers.Concatenate(name=f"{name}_block{num_layers}_concat")(features)
-
 
 @keras.saving.register_keras_serializable(package="densenet_tutorial")
-class RecomputedBottleneck(layers.Layer):
-    """Concatenation + bottleneck of one dense layer, recomputed in the backward pass.
+class Recomputed(layers.Layer):
+    """The Keras model ``inner``, run so that its activations are recomputed, not stored.
 
-    Pleiss et al. (2017, arXiv 1707.06990): storing the concatenated inputs and their
-    BN-ReLU outputs of every layer makes training memory grow quadratically with depth;
-    recomputing them from the stored k-channel feature maps makes it linear. The layers
-    inside keep their Keras names (``conv2_block1_0_bn`` ...); ``memory_efficient=True``
-    in ``build_densenet`` swaps this in, same weights, same outputs, same gradients.
+    In inference it is simply ``inner``. Its layers keep their names (``conv2_block1_0_bn``
+    ...) and are listed by ``layers``, as a nested model's are.
     """
 
-    def __init__(self, growth_rate, bottleneck_width, block_name, **kwargs):
-        kwargs.setdefault("name", f"{block_name}_bottleneck")
+    def __init__(self, inner, **kwargs):
         super().__init__(**kwargs)
-        self.growth_rate = growth_rate
-        self.bottleneck_width = bottleneck_width
-        self.block_name = block_name
-        self.inner = None
+        self.inner = inner
 
-    def build(self, input_shape):
-        inputs = [keras.Input(shape=shape[1:], dtype=self.compute_dtype) for shape in input_shape]
-        x = layers.Concatenate(name=f"{self.block_name}_input")(inputs)  # Eq. 2
-        outputs = model.bottleneck(x, self.growth_rate, self.bottleneck_width, self.block_name)
-        self.inner = keras.Model(inputs, outputs, name=f"{self.block_name}_inner")
-
-    def call(self, features, training=None):
+    def call(self, inputs, training=None):
         if not training:
-            return self.inner(features, training=training)
-        return recompute_in_backward(self.inner, list(features))
+            return self.inner(inputs, training=training)
+        return recompute_in_backward(self.inner, list(inputs))
 
     @property
     def layers(self):
-        """The layers recomputed here (concatenation, BN, ReLU, 1x1 conv), as ``Model.layers``."""
+        """The layers recomputed here, as ``Model.layers``."""
         return self.inner.layers
 
     def compute_output_shape(self, input_shape):
-        return (*input_shape[0][:-1], self.bottleneck_width * self.growth_rate)
+        return self.inner.compute_output_shape(input_shape)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            growth_rate=self.growth_rate,
-            bottleneck_width=self.bottleneck_width,
-            block_name=self.block_name,
-        )
-        return config
+        return {**super().get_config(), "inner": keras.saving.serialize_keras_object(self.inner)}
+
+    @classmethod
+    def from_config(cls, config):
+        config["inner"] = keras.saving.deserialize_keras_object(config["inner"])
+        return cls(**config)
 
 
 def recompute_in_backward(block, inputs):

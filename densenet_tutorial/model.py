@@ -8,6 +8,8 @@ One short function per idea of the paper (section numbers refer to arXiv 1608.06
 - ``dense_layer``: one layer of a dense block, the bottleneck, then BN-ReLU-Conv(3x3) to
   ``k`` new feature maps;
 - ``dense_block``: layer l sees the concatenation of all earlier feature maps (Eq. 2);
+  ``memory_efficient_dense_block``: the same block, recomputing instead of storing
+  (Pleiss et al. 2017);
 - ``transition_layer``: BN-ReLU-Conv1x1 to ``floor(compression * m)`` channels, then 2x2
   average pooling (Sec. 3, "Pooling layers" and "Compression");
 - ``stem`` and ``head``: the ImageNet entry (7x7 conv, 3x3 max pool) and exit (Table 1);
@@ -15,8 +17,8 @@ One short function per idea of the paper (section numbers refer to arXiv 1608.06
 
 Layer names are those of ``keras.applications.densenet``, so any name found in the Keras
 documentation (``conv3_block7_concat``, ``pool4_conv``, the final ``relu``) exists here too.
-The memory-efficient variant of the dense block lives in ``memory_efficient``; the stage
-table in ``architecture``. The module knows nothing of files, labels or training.
+The recomputation itself lives in ``memory_efficient``; the stage table in ``architecture``.
+The module knows nothing of files, labels or training.
 """
 
 import math
@@ -24,8 +26,8 @@ import math
 import keras
 from keras import layers
 
-from densenet_tutorial import memory_efficient as recomputing
 from densenet_tutorial.errors import SettingError
+from densenet_tutorial.memory_efficient import Recomputed
 
 BN_EPSILON = 1.001e-5  # as keras.applications.densenet
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the "torch" preprocessing of keras.applications.densenet
@@ -70,6 +72,30 @@ def dense_block(x, num_layers, growth_rate, bottleneck_width, name):
         new_maps = dense_layer(x, growth_rate, bottleneck_width, f"{name}_block{i}")
         x = layers.Concatenate(name=f"{name}_block{i}_concat")([x, new_maps])
     return x
+
+
+def memory_efficient_dense_block(x, num_layers, growth_rate, bottleneck_width, name):
+    """``dense_block`` that keeps only the list of k-channel maps (Pleiss et al. 2017).
+
+    Each layer's concatenation and bottleneck form a small model, ``Recomputed`` in the
+    backward pass from that list instead of stored; the list is concatenated once, at the end.
+    """
+    features = [x]
+    for i in range(1, num_layers + 1):
+        layer = f"{name}_block{i}"
+        inputs = [keras.Input(shape=f.shape[1:], dtype=f.dtype) for f in features]
+        concatenated = layers.Concatenate(name=f"{layer}_input")(inputs)  # Eq. 2
+        narrowing = keras.Model(
+            inputs, bottleneck(concatenated, growth_rate, bottleneck_width, layer),
+            name=f"{layer}_inner",
+        )  # fmt: skip
+        narrowed = Recomputed(narrowing, name=f"{layer}_bottleneck")(features)
+        features.append(
+            composite_function(
+                narrowed, growth_rate, 3, f"{layer}_1_bn", f"{layer}_1_relu", f"{layer}_2_conv"
+            )
+        )
+    return layers.Concatenate(name=f"{name}_block{num_layers}_concat")(features)
 
 
 def transition_layer(x, compression, name):
@@ -144,7 +170,7 @@ def build_densenet(
         pooling,
         dropout,
     )
-    block = recomputing.dense_block if memory_efficient else dense_block
+    block = memory_efficient_dense_block if memory_efficient else dense_block
     inputs = keras.Input(shape=input_shape, name="image")
     x = normalization()(inputs)
     x = stem(x, stem_channels)

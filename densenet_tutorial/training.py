@@ -3,11 +3,13 @@
 ``train(data_dir, out_dir, ...)`` is what the notebooks call and what
 ``python -m densenet_tutorial train`` wraps. One short function per decision:
 
-- ``pick_strategy``: ``TPUStrategy`` on a TPU, ``MirroredStrategy`` on several GPUs, the default
-  strategy otherwise; the global batch is the per-replica batch times the replicas;
-- ``pick_precision``: float16 on GPUs with tensor cores, bfloat16 on TPUs and on CPUs with bfloat16
+- ``pick_strategy``: ``MirroredStrategy`` on several GPUs, the default strategy otherwise; the
+  global batch is the per-replica batch times the replicas;
+- ``pick_precision``: float16 on GPUs with tensor cores, bfloat16 on CPUs with bfloat16
   instructions, float32 otherwise (the model computes its logit in float32 anyway);
 - ``learning_rate_schedule``, ``make_optimizer``, ``compile_model``: the recipe (see the README);
+- ``training_model``: the network behind the augmentation, compiled: what ``fit`` trains and
+  what the time plan and ``densenet_tutorial.costs`` measure;
 - ``check_run_folder``, ``make_callbacks``: a run folder that resumes after a disconnect and is
   never overwritten by a different configuration.
 
@@ -17,9 +19,7 @@ The test split is touched once, after training, by ``densenet_tutorial.evaluate`
 import contextlib
 import itertools
 import json
-import os
 import time
-from glob import glob
 from pathlib import Path
 
 import keras
@@ -32,7 +32,7 @@ from densenet_tutorial.model import build_densenet
 from densenet_tutorial.pretrained import load_imagenet_weights
 
 # The recipe: "Bag of Tricks" (He et al., CVPR 2019) applied to the paper's SGD (Sec. 4.2).
-BATCH_SIZE = 32  # images per replica (per GPU/TPU core); 7.1 GB at 224 px in float32 on a CPU
+BATCH_SIZE = 32  # images per replica (per GPU); 7.1 GB at 224 px in float32 on a CPU
 EPOCHS = 40
 LEARNING_RATE = 0.1  # per 256 images: the paper's ImageNet rate, scaled linearly with the batch
 REFERENCE_BATCH = 256  # (Goyal et al. 2017, "linear scaling rule")
@@ -49,32 +49,10 @@ FULL = {"blocks": (6, 12, 32, 32), "growth_rate": 32, "image_size": 224, "epochs
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
-def find_tpu():
-    """A TPU cluster resolver on a Colab/Kaggle/Cloud TPU runtime, else ``None``.
-
-    Only asks TensorFlow when the runtime shows signs of a TPU, so CPU and GPU machines never
-    wait for the Cloud TPU metadata service.
-    """
-    import tensorflow as tf
-
-    if "COLAB_TPU_ADDR" in os.environ:  # older Colab TPU runtimes: a TPU node over gRPC
-        tpu = "grpc://" + os.environ["COLAB_TPU_ADDR"]
-    elif "TPU_NAME" in os.environ or glob("/dev/accel*"):  # TPU VMs: the chips are local
-        tpu = os.environ.get("TPU_NAME", "local")
-    else:
-        return None
-    return tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
-
-
 def pick_strategy():
-    """``TPUStrategy`` on a TPU, ``MirroredStrategy`` on 2+ GPUs, else the default strategy."""
+    """``MirroredStrategy`` on two or more GPUs, else the default strategy (one device)."""
     import tensorflow as tf
 
-    resolver = find_tpu()
-    if resolver is not None:
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
     if len(tf.config.list_physical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
@@ -85,21 +63,17 @@ def global_batch_size(strategy, batch_size):
     return batch_size * strategy.num_replicas_in_sync
 
 
-def pick_precision(strategy, precision="auto"):
+def pick_precision(precision="auto"):
     """The Keras dtype policy: ``precision`` itself unless it is ``"auto"``.
 
-    Auto: mixed bfloat16 on TPUs and on CPUs with bfloat16 instructions, mixed float16 on GPUs
-    with tensor cores (compute capability 7.0 or newer), float32 otherwise. Mixed precision
-    keeps the variables in float32 and computes in 16 bits (Micikevicius et al. 2018).
+    Auto: mixed float16 on GPUs with tensor cores (compute capability 7.0 or newer), mixed
+    bfloat16 on CPUs with bfloat16 instructions, float32 otherwise. Mixed precision keeps the
+    variables in float32 and computes in 16 bits (Micikevicius et al. 2018).
     """
-    import tensorflow as tf
-
     if precision not in PRECISIONS:
         raise SettingError(f"precision={precision!r} is not allowed: use one of {PRECISIONS}.")
     if precision != "auto":
         return precision
-    if isinstance(strategy, tf.distribute.TPUStrategy):
-        return "mixed_bfloat16"
     gpus = hardware.gpus()
     if gpus:
         return "mixed_float16" if all(map(hardware.gpu_supports_float16, gpus)) else "float32"
@@ -220,10 +194,11 @@ class AugmentedModel(keras.Model):
     """The network with the training augmentation in front of it, applied only in training.
 
     ``fit`` calls the model with ``training=True``: the batch is augmented inside the
-    training step, on the device that trains (each replica its own share), in float32. Keras
-    random layers called without ``training`` default to augmenting; here the default is
-    ``training=False``, so ``evaluate``, ``predict`` and ``model(x)`` see the images as they
-    are. Only ``network``, the bare DenseNet, is saved as the run's model.
+    training step, on the device that trains (each replica its own share), in float32, with
+    the draws of this training step (``optimizer.iterations``), so a resumed run augments as
+    the uninterrupted one would have. The default is ``training=False``, so ``evaluate``,
+    ``predict`` and ``model(x)`` see the images as they are. Only ``network``, the bare
+    DenseNet, is saved as the run's model.
     """
 
     def __init__(self, network, augmentation=None, **kwargs):
@@ -238,8 +213,20 @@ class AugmentedModel(keras.Model):
 
     def call(self, images, training=False):
         if training and self.augmentation is not None:
-            images = self.augmentation(keras.ops.cast(images, "float32"), training=True)
+            optimizer = getattr(self, "optimizer", None)  # none before compile
+            step = 0 if optimizer is None else optimizer.iterations
+            images = self.augmentation(images, step=step)
         return self.network(images, training=training)
+
+
+def training_model(network, augmentation, learning_rate):
+    """What ``fit`` trains: ``network`` behind ``augmentation`` (or none), compiled with the recipe.
+
+    Keras decides here whether the training step is compiled with XLA (``jit_compile="auto"``:
+    on a GPU, when every layer supports it, as ``augmentation()`` does); ``model.jit_compile``
+    tells. Build it under the strategy's scope and the precision's policy.
+    """
+    return compile_model(AugmentedModel(network, augmentation), learning_rate)
 
 
 class SaveBestNetwork(keras.callbacks.Callback):
@@ -348,13 +335,13 @@ def build_run(split_dir, settings, strategy, global_batch):
             compression=settings["compression"], input_shape=(size, size, 3),
             memory_efficient=settings["memory_efficient"],
         )  # fmt: skip
-        model = AugmentedModel(network, augmentation(seed) if settings["augment"] else None)
         if settings["pretrained"]:
             load_imagenet_weights(network, settings["pretrained"])
         schedule = learning_rate_schedule(
             global_batch, steps_per_epoch, settings["epochs"], settings["learning_rate"]
         )
-        compile_model(model, schedule)
+        augment = augmentation(seed) if settings["augment"] else None
+        model = training_model(network, augment, schedule)
     return model, train_data, val_data, steps_per_epoch
 
 
@@ -364,14 +351,12 @@ def time_plan(model, decoding, val_data, steps_per_epoch, epochs, steps=5, warmu
     The pipeline's rate is that of its first epoch: ``decoding`` is the training part read
     and decoded without cache or shuffling (later epochs read the cache, thousands of images
     per second; the shuffle buffer would hide the decoding behind one long first batch). The
-    model's rate is that of training steps on one batch (``train_on_batch``, augmentation
-    included) and of validation steps. The
-    slower of the two sets the pace. Returns the rates, the limit, minutes per epoch and for
-    the run, and the peak memory: the GPU's (``get_memory_info``), else the process's RSS.
+    model's rate is that of ``model``, the training model as ``fit`` runs it (augmentation,
+    precision, Keras's XLA decision), for training steps on one batch (``train_on_batch``)
+    and validation steps. The slower of the two sets the pace. Returns the rates, the limit,
+    minutes per epoch and for the run, what the step ran with, and the peak memory: the
+    GPU's, else the process's (``hardware.peak_memory_mb``).
     """
-    import tensorflow as tf
-
-    from densenet_tutorial.costs import peak_rss_mb
 
     def images_per_second(step, batches):
         """Images per second of ``steps`` calls of ``step`` after ``warmup`` untimed ones."""
@@ -392,9 +377,7 @@ def time_plan(model, decoding, val_data, steps_per_epoch, epochs, steps=5, warmu
         model.test_on_batch(images, labels)
         return len(labels)
 
-    gpu = bool(tf.config.list_logical_devices("GPU"))
-    if gpu:
-        tf.config.experimental.reset_memory_stats("GPU:0")
+    hardware.reset_peak_memory()
     pipeline = images_per_second(read, iter(decoding.repeat()))  # tiny splits: wrap around
     batch = next(iter(decoding))
     training = images_per_second(train_step, itertools.repeat(batch))
@@ -404,7 +387,6 @@ def time_plan(model, decoding, val_data, steps_per_epoch, epochs, steps=5, warmu
     val_images = int(val_data.cardinality()) * batch_size
     first = train_images / min(pipeline, training) + val_images / validation
     later = train_images / training + val_images / validation
-    peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20 if gpu else None
     return {
         "pipeline_images_per_second": pipeline,
         "training_images_per_second": training,
@@ -414,16 +396,30 @@ def time_plan(model, decoding, val_data, steps_per_epoch, epochs, steps=5, warmu
         "minutes_per_later_epoch": later / 60,
         "epochs": epochs,
         "minutes_total": (first + (epochs - 1) * later) / 60,
-        "peak_memory_mb": peak if gpu else peak_rss_mb(),
-        "peak_memory_of": "GPU:0" if gpu else "process (RSS)",
+        **step_settings(model),
+        "peak_memory_mb": hardware.peak_memory_mb(),
+        "peak_memory_of": hardware.memory_device() or "process (RSS)",
+    }
+
+
+def step_settings(model):
+    """What a training model's step runs with: precision, XLA, the augmentation's name."""
+    augmentation = model.augmentation
+    return {
+        "policy": model.dtype_policy.name,
+        "xla": bool(model.jit_compile),
+        "augmentation": None if augmentation is None else augmentation.name,
     }
 
 
 def format_time_plan(plan):
     """The time plan as a few lines for a learner."""
+    step = (f"{plan['policy']}, XLA {'on' if plan['xla'] else 'off'}, "
+            f"augmentation {'in the step' if plan['augmentation'] else 'off'}")  # fmt: skip
     return "\n".join([
         f"input pipeline (epoch 1, decoding): {plan['pipeline_images_per_second']:,.0f} img/s",
-        f"training step:                      {plan['training_images_per_second']:,.1f} img/s",
+        f"training step:                      {plan['training_images_per_second']:,.1f} img/s"
+        f" ({step})",
         f"validation step:                    {plan['validation_images_per_second']:,.1f} img/s",
         f"epoch 1 is limited by the {plan['first_epoch_limited_by']}; later epochs by the model",
         f"minutes: epoch 1 {plan['minutes_first_epoch']:,.1f}, then "
@@ -487,7 +483,7 @@ def train(
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy = pick_strategy()
-    policy = pick_precision(strategy, precision)
+    policy = pick_precision(precision)
     global_batch = global_batch_size(strategy, settings["batch_size"])
     with global_policy(policy):
         try:
@@ -501,7 +497,8 @@ def train(
             if not resume:
                 out_dir.mkdir(parents=True, exist_ok=True)
                 record = environment(strategy, policy)
-                record.update(global_batch_size=global_batch, steps_per_epoch=steps_per_epoch)
+                record.update(global_batch_size=global_batch, steps_per_epoch=steps_per_epoch,
+                              xla=bool(model.jit_compile))  # fmt: skip
                 config = {"settings": settings, "run": record}
                 (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
             model.fit(

@@ -9,8 +9,9 @@ What it writes, and where from:
   path, and every other Colab address in the notebooks' text and in README.md, from the one
   setting ``densenet_tutorial.project.REPOSITORY`` / ``BRANCH``, and so are the addresses of
   the figures of ``images/`` shown in the notebooks (relative paths break in Colab);
-- the cell tagged ``setup`` (the code cell right after the ``parameters`` cell): clone and
-  install on Colab, then ``densenet_tutorial.colab.setup(...)`` with the notebook's
+- the cell tagged ``setup`` (the code cell right after the ``parameters`` cell): clone, check
+  the runtime (``colab.check_runtime``) and install on Colab, then
+  ``densenet_tutorial.colab.setup(...)`` with the notebook's
   ``KEEP_ON_DRIVE`` (and ``REQUIRE_GPU``, in the notebooks that train), with the same address;
 - the notebook's metadata: a Python 3 kernel, and a GPU (T4) runtime on Colab;
 - every cell tagged ``source:MODULE.NAME`` (for example
@@ -74,12 +75,17 @@ from pathlib import Path
 REPOSITORY, BRANCH = "@REPOSITORY@", "@BRANCH@"
 if "google.colab" in sys.modules:
     checkout = Path("/content") / REPOSITORY.split("/")[-1]
-    if not checkout.exists():
+    cloned = not checkout.exists()
+    if cloned:
         url = f"https://github.com/{REPOSITORY}"
         subprocess.run(["git", "clone", "--depth=1", "-b", BRANCH, url, checkout], check=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", checkout], check=True)
     if str(checkout) not in sys.path:
         sys.path.insert(0, str(checkout))  # a running kernel does not see a fresh editable install
+    from densenet_tutorial import colab
+
+    colab.check_runtime()  # a runtime that cannot train (a Colab TPU) stops here
+    if cloned:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", checkout], check=True)
 
 from densenet_tutorial import colab
 

@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks.compare import PARTS, median, run_bench
 from benchmarks.report import format_table
-from densenet_tutorial import costs
+from densenet_tutorial import costs, hardware
 from densenet_tutorial.costs import count_multiply_adds, growth_rate_table, keras_reference
 from densenet_tutorial.errors import SettingError
 from densenet_tutorial.model import DENSENET121, build_densenet, densenet121, densenet169
@@ -107,6 +107,7 @@ def tiny_bench(tmp_path_factory):
 
 
 def training_runs(result):
+    """Every run that built and timed a DenseNet's training model, with its label."""
     for part in ("memory", "precision", "augmentation"):
         yield from result[part]["runs"].items()
     for row in result["growth"]["rows"]:
@@ -124,6 +125,17 @@ def test_tiny_bench_has_every_part_and_sane_figures(tiny_bench):
         assert result[part]["ratios"], part
         for name, value in result[part]["ratios"].items():
             assert math.isfinite(value) and value > 0, (part, name)
+    import tensorflow as tf
+
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    for label, run in training_runs(result):  # what each step ran with: as fit runs it here
+        assert run["xla"] is (gpu and label != "Keras layers (before)"), label
+        assert run["peak_memory_of"] == ("GPU:0" if gpu else "process (RSS)"), label
+    augmentations = {label: run["augmentation"] for label, run in training_runs(result)}
+    assert augmentations.pop("Keras layers (before)") == "keras_layers_augmentation"
+    assert augmentations.pop("no augmentation") is None
+    assert set(augmentations.values()) == {"augmentation"}  # every other run: as train has it
+    assert result["augmentation"]["ratios"]["cpu_time_per_step_vs_before"] > 0
     pipelines = result["pipeline"]["runs"]["pipelines"]
     assert len(pipelines) == 3
     for rates in pipelines.values():
@@ -176,7 +188,7 @@ def test_peak_memory_falls_back_where_the_peak_cannot_be_reset(monkeypatch):
     def refuse(self, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(self))
 
-    monkeypatch.setattr(costs.Path, "write_text", refuse)
-    assert costs.reset_peak_rss() is False
+    monkeypatch.setattr(hardware.Path, "write_text", refuse)
+    assert hardware.reset_peak_rss() is False
     run = costs.measure_training(TINY_BLOCKS, 4, TINY_SIZE, batch_size=1, steps=1, warmup=1)
     assert run["timed_steps_peak_memory_mb"] is None and run["peak_memory_mb"] > 0

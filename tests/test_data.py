@@ -366,50 +366,6 @@ def test_training_order_is_reshuffled_every_epoch_and_images_stay_uint8(syntheti
     assert sorted(map(bytes, first[0])) == sorted(map(bytes, plain[0]))
 
 
-def augmentation_draws(seed, images=2000):
-    """Each layer's random draw for ``images`` images of one batch, from ``augmentation(seed)``."""
-    from densenet_tutorial.data import augmentation
-
-    batch = np.zeros((images, 8, 8, 3), np.float32)
-    draws = {}
-    for layer in augmentation(seed).layers:
-        transformation = layer.get_random_transformation(batch, training=True)
-        key = {"RandomFlip": "flips", "RandomRotation": "angle", "RandomZoom": "height_zoom",
-               "RandomContrast": "contrast_factor"}[type(layer).__name__]  # fmt: skip
-        draws[type(layer).__name__] = np.asarray(transformation[key], np.float64).reshape(
-            images, -1
-        )[:, 0]
-    return draws
-
-
-def test_augmentation_layers_draw_independently_and_reproducibly():
-    """One seed for all four layers made every draw the same number: flip, rotation, zoom and
-    contrast moved together. Over 2,000 images, the layers' draws must be uncorrelated."""
-    draws = augmentation_draws(seed=0)
-    names = sorted(draws)
-    correlations = np.corrcoef([draws[name] for name in names])
-    off_diagonal = correlations[~np.eye(len(names), dtype=bool)]
-    assert np.abs(off_diagonal).max() < 0.1, dict(zip(names, correlations.tolist(), strict=True))
-    again, other = augmentation_draws(seed=0), augmentation_draws(seed=1)
-    for name in names:
-        np.testing.assert_array_equal(draws[name], again[name])  # the seed reproduces it
-        assert not np.array_equal(draws[name], other[name])
-
-
-def test_augmentation_computes_in_float32_under_mixed_precision():
-    from densenet_tutorial.data import augmentation
-
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        images = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3)).astype("float32")
-        augmented = augmentation(seed=0)(images, training=True)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    assert augmented.dtype == tf.float32
-    assert not np.allclose(np.asarray(augmented), images)
-
-
 def test_images_are_cached_after_the_first_epoch(tmp_path):
     synthesize(tmp_path / "source", 6, layout="petimages", size=SMALL)
     split_dir = quiet_prepare(source=tmp_path / "source", out=tmp_path / "out")

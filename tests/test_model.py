@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from densenet_tutorial import model as densenet
 from densenet_tutorial.architecture import architecture_table
-from densenet_tutorial.memory_efficient import RecomputedBottleneck
+from densenet_tutorial.memory_efficient import Recomputed
 
 # One-logit head, stem 2k: the counts of the same networks built with keras.applications'
 # DenseNet code (weights=None, include_top=False, pooling="avg") plus a Dense(1) logit.
@@ -244,7 +244,7 @@ def test_memory_efficient_training_step_matches_and_updates_bn_once():
 
 def _nested_layer(model, name):
     for layer in model.layers:
-        if isinstance(layer, RecomputedBottleneck):
+        if isinstance(layer, Recomputed):
             for inner in layer.inner.layers:
                 if inner.name == name:
                     return inner

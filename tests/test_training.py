@@ -43,14 +43,13 @@ def test_float16_needs_tensor_cores():
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="CPU-only check")
 def test_precision_on_this_machine_and_overrides(monkeypatch):
-    strategy = tf.distribute.get_strategy()
     monkeypatch.setattr(hardware, "cpu_supports_bfloat16", lambda: True)
-    assert training.pick_precision(strategy) == "mixed_bfloat16"  # this machine has no GPU
+    assert training.pick_precision() == "mixed_bfloat16"  # this machine has no GPU
     monkeypatch.setattr(hardware, "cpu_supports_bfloat16", lambda: False)
-    assert training.pick_precision(strategy) == "float32"
-    assert training.pick_precision(strategy, "mixed_float16") == "mixed_float16"
+    assert training.pick_precision() == "float32"
+    assert training.pick_precision("mixed_float16") == "mixed_float16"
     with pytest.raises(ValueError, match="precision='fp16'"):
-        training.pick_precision(strategy, "fp16")
+        training.pick_precision("fp16")
 
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="CPU-only check")
@@ -428,9 +427,16 @@ def test_estimate_measures_a_time_plan_and_writes_nothing(split, tmp_path, capsy
     later = plan["minutes_per_later_epoch"]
     assert plan["minutes_total"] == pytest.approx(plan["minutes_first_epoch"] + 4 * later)
     assert plan["peak_memory_mb"] > 0
+    # The step timed is the one fit runs: augmentation, precision, Keras's XLA decision.
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    assert plan["augmentation"] == "augmentation" and plan["xla"] is gpu
+    assert plan["policy"] == training.pick_precision()
+    assert plan["peak_memory_of"] == ("GPU:0" if gpu else "process (RSS)")
     assert main(["train", "--data", str(split), "--out", str(out), "--quick", "--estimate",
                  "--image-size", "32", "--blocks", "2,2,2", "--epochs", "2"]) == 0  # fmt: skip
-    assert "limited by the" in capsys.readouterr().out and not out.exists()
+    printed = capsys.readouterr().out
+    assert "limited by the" in printed and not out.exists()
+    assert f"XLA {'on' if gpu else 'off'}, augmentation in the step" in printed
 
 
 class OutOfMemory(keras.callbacks.Callback):

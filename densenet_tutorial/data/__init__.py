@@ -4,7 +4,7 @@
 2. ``layouts``: find the labelled images, whatever the folder layout;
 3. ``verify``: decode every file once, set aside the broken ones;
 4. ``split``: a stratified, deterministic 17,000 / 4,000 / 4,000 split;
-5. ``pipeline``: a fast ``tf.data`` input pipeline, and the training augmentation.
+5. ``pipeline``: a fast ``tf.data`` input pipeline; ``augment``: the training augmentation.
 
 ``prepare`` runs steps 1 to 4 and ``make_dataset`` is step 5; ``synth`` generates a
 learnable stand-in data set for tests and offline demos. Nothing here knows the model.
@@ -13,6 +13,7 @@ learnable stand-in data set for tests and offline demos. Nothing here knows the 
 >>> train = make_dataset(split_dir, "train", shuffle=True)  # doctest: +SKIP
 """
 
+import importlib
 from pathlib import Path
 
 from densenet_tutorial.data.download import DEFAULT_HANDLE, download_dataset
@@ -22,7 +23,7 @@ from densenet_tutorial.data.synth import synthesize
 from densenet_tutorial.data.verify import verify_images
 from densenet_tutorial.project import data_dir
 
-PIPELINE_NAMES = ("augmentation", "make_dataset")
+PIPELINE_NAMES = {"augmentation": "augment", "make_dataset": "pipeline"}  # name: module
 
 __all__ = [
     "CLASS_NAMES", "DEFAULT_HANDLE", "LAYOUTS", "PARTS", "augmentation",
@@ -54,13 +55,12 @@ def prepare(source=None, handle=None, out=None, seed=0, val_per_class=2000, test
 
 
 def __getattr__(name):
-    """Import TensorFlow only when the pipeline is used (PEP 562).
+    """Import TensorFlow only when the pipeline or the augmentation is used (PEP 562).
 
     Checking files runs in fresh worker processes that import this package; keeping
     TensorFlow out of them saves seconds and hundreds of megabytes each.
     """
     if name in PIPELINE_NAMES:
-        from densenet_tutorial.data import pipeline
-
-        return getattr(pipeline, name)
+        module = importlib.import_module(f"densenet_tutorial.data.{PIPELINE_NAMES[name]}")
+        return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,45 +8,22 @@ than float32, and the model casts its input itself. Labels are float32, 0 for ``
 for ``dog`` (``CLASS_NAMES``). Validation and test batches come in the split's order, every
 epoch the same.
 
-The random augmentation is *not* part of this pipeline: ``augmentation()`` is applied inside
-the training step (``densenet_tutorial.training.AugmentedModel``), on the GPU or TPU that
-trains. On two CPU cores (a Colab runtime's) the Keras augmentation layers in ``tf.data``
-managed 66-198 images/s at 224 px, fewer than a GPU trains; from the cache this pipeline
-delivers thousands (see ``docs/benchmarks.md``).
+The random augmentation is *not* part of this pipeline: ``augment.augmentation()`` is applied
+inside the training step (``densenet_tutorial.training.AugmentedModel``), on the GPU that
+trains. On two CPU cores (a Colab runtime's) Keras augmentation layers in ``tf.data`` managed
+66-198 images/s at 224 px, fewer than a GPU trains; from the cache this pipeline delivers
+thousands (see ``docs/benchmarks.md``).
 """
 
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
-from keras import layers
 
 from densenet_tutorial.data.layouts import CLASS_NAMES
 from densenet_tutorial.data.split import read_split
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-def augmentation(seed=None):
-    """The training augmentation: mirror, rotate up to +-18 degrees, zoom +-10 %, contrast.
-
-    Keras preprocessing layers, computing in float32 whatever the mixed-precision policy.
-    They draw a new transformation for every image of every batch, each layer from its own
-    seed (``seed``, ``seed + 1``, ...): given one seed, Keras layers draw the *same* uniform
-    number, so every image that is flipped would also be rotated and zoomed the same way.
-    The paper's ImageNet models train with random crops and horizontal flips (Sec. 4.1).
-    """
-    seeds = [None if seed is None else seed + i for i in range(4)]
-    return keras.Sequential(
-        [
-            layers.RandomFlip("horizontal", seed=seeds[0], dtype="float32"),
-            layers.RandomRotation(0.05, fill_mode="reflect", seed=seeds[1], dtype="float32"),
-            layers.RandomZoom(0.1, fill_mode="reflect", seed=seeds[2], dtype="float32"),
-            layers.RandomContrast(0.1, seed=seeds[3], dtype="float32"),
-        ],
-        name="augmentation",
-    )
 
 
 def load_image(path, image_size):
