@@ -3,7 +3,7 @@
 A header check is not enough: Microsoft's PetImages download holds zero-byte and truncated
 JPEGs behind valid headers, and valid Exif JPEGs without the ``JFIF`` marker that keras.io's
 example filters on (it deletes 1,590 files and still prints "Corrupt JPEG data" warnings).
-``find_problem`` reads a file and decodes it with OpenCV, at 1/8 scale: libjpeg still reads
+``inspect_file`` reads a file and decodes it with OpenCV, at 1/8 scale: libjpeg still reads
 and entropy-decodes every byte of the image data, so truncated and corrupt files fail as
 they would at full size, but most of the inverse DCT is skipped (about 4x faster). A file
 is rejected when it
@@ -15,45 +15,70 @@ is rejected when it
   extraneous bytes before marker 0xd9": TensorFlow would print that line in every epoch.
 
 Grayscale, CMYK and PNG-inside-``.jpg`` files are valid; the pipeline decodes them to RGB.
-Files are checked in parallel worker processes, each catching its own decoder warnings
-(libjpeg writes them to the C-level stderr). The workers are started fresh ("spawn"), so a
-script that calls ``verify_images`` or ``prepare`` needs the usual
+From the bytes and the small image it has anyway, the check also keeps what ``copies``
+needs to find copies: the SHA-256 of the file, and the perceptual hash and the thumbnail of
+the image. Files are checked in parallel worker processes, each catching its own decoder
+warnings (libjpeg writes them to the C-level stderr). The workers are started fresh
+("spawn"), so a script that calls ``verify_images`` or ``prepare`` needs the usual
 ``if __name__ == "__main__":`` guard (notebooks and ``python -m densenet_tutorial`` do not).
-Verdicts are cached in ``OUT/checked.csv`` by path, size and modification time, so a rerun
-on unchanged files decodes nothing.
+
+Verdicts are cached in ``OUT/checked.csv``, so a rerun decodes nothing: a file whose path,
+size and modification time are unchanged keeps its verdict without being read; any other
+file is read and keeps its verdict if a file of the same size and SHA-256 was checked
+before. That is what happens in a new Colab runtime: kagglehub extracts the same photos
+again, every modification time is new, and the check reads the files (a second or two)
+instead of decoding them again. A file whose bytes changed is decoded again.
 """
 
 import concurrent.futures
+import hashlib
 import multiprocessing
 import os
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from densenet_tutorial.data import copies
 from densenet_tutorial.data.files import read_csv, write_csv
 
 SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 """The first bytes of JPEG, PNG, GIF and BMP files: the formats ``tf.io.decode_image`` reads."""
 
 
-def find_problem(path):
-    """Why the image file at ``path`` is unusable, or ``""`` if it decodes cleanly."""
+class Verdict(NamedTuple):
+    """What the check learns of one file, as ``OUT/checked.csv`` keeps it (all text)."""
+
+    problem: str  # why the file is unusable, or "" if it decodes cleanly
+    sha256: str  # of the file's bytes
+    hash: str = ""  # the image's perceptual hash (``copies.perceptual_hash``), in hex
+    mirror: str = ""  # the perceptual hash of its mirror image
+    thumbnail: str = ""  # its 8x8 colour thumbnail (``copies.thumbnail``), base64
+
+
+def inspect_file(path):
+    """The ``Verdict`` on the image file at ``path``: decoded once, at 1/8 scale."""
     data = Path(path).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
     if not data:
-        return "empty file (0 bytes)"
+        return Verdict("empty file (0 bytes)", digest)
     if not data.startswith(SIGNATURES):
-        return f"not a JPEG, PNG, GIF or BMP image (starts with {data[:8]!r})"
+        return Verdict(f"not a JPEG, PNG, GIF or BMP image (starts with {data[:8]!r})", digest)
     messages_before = os.lseek(2, 0, os.SEEK_END)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_COLOR_8)
     messages = read_decoder_messages(messages_before)
     if image is None:
-        return f"cannot be decoded (truncated or corrupt){': ' + messages if messages else ''}"
+        problem = f"cannot be decoded (truncated or corrupt){': ' + messages if messages else ''}"
+        return Verdict(problem, digest)
     if messages:
-        return f"decoder warning: {messages}"
-    return ""
+        return Verdict(f"decoder warning: {messages}", digest)
+    if min(image.shape[:2]) < copies.HASH_SIDE:  # a small photo: hash it at its full size
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    features = copies.encode_features(copies.perceptual_hash(image), copies.thumbnail(image))
+    return Verdict("", digest, *features)
 
 
 def read_decoder_messages(start):
@@ -67,7 +92,7 @@ def read_decoder_messages(start):
 def capture_stderr():
     """Worker set-up: send this process's C-level stderr to a private temporary file.
 
-    libjpeg prints its warnings there, so ``find_problem`` can read back which file caused
+    libjpeg prints its warnings there, so ``inspect_file`` can read back which file caused
     which message. Runs only in the worker processes, never in the user's process.
     """
     with tempfile.TemporaryFile() as log:
@@ -76,7 +101,7 @@ def capture_stderr():
 
 
 def check_files(paths, workers=None, progress=True):
-    """``find_problem`` for each path, in parallel worker processes, with a progress bar."""
+    """``inspect_file`` for each path, in parallel worker processes, with a progress bar."""
     if not paths:
         return []
     workers = workers or os.cpu_count() or 1
@@ -85,7 +110,7 @@ def check_files(paths, workers=None, progress=True):
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, context, capture_stderr) as pool:
         verdicts = pool.map(
-            find_problem, paths, chunksize=max(1, min(256, len(paths) // (8 * workers)))
+            inspect_file, paths, chunksize=max(1, min(256, len(paths) // (8 * workers)))
         )
         return list(
             tqdm(
@@ -98,32 +123,81 @@ def check_files(paths, workers=None, progress=True):
         )
 
 
+def content_digests(paths, progress=True):
+    """The SHA-256 of each file of ``paths``, read in threads (hashlib releases Python's lock)."""
+
+    def digest(path):
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        digests = pool.map(digest, paths)
+        return list(tqdm(digests, total=len(paths), desc="Recognising checked files",
+                         unit="file", disable=not progress))  # fmt: skip
+
+
+CACHE_FIELDS = ("path", "size", "mtime_ns", *Verdict._fields)
+
+
+def read_cache(cache_file):
+    """``{path: row}`` of ``checked.csv``; empty if there is none, or it is of an older kind."""
+    if not cache_file.exists():
+        return {}
+    rows = read_csv(cache_file)
+    if rows and tuple(rows[0]) != CACHE_FIELDS:
+        return {}
+    return {row["path"]: row for row in rows}
+
+
+def check_images(root, files, out, workers=None, progress=True):
+    """``{relative_path: Verdict}`` for ``files`` (``[(relative_path, label), ...]`` under
+    ``root``), decoding only what ``OUT/checked.csv`` does not know, and updating it."""
+    root, out = Path(root), Path(out)
+    cache_file = out / "checked.csv"
+    cached = read_cache(cache_file)
+    keys, verdicts, unknown = {}, {}, []
+    for path, _ in files:
+        status = (root / path).stat()
+        keys[path] = (str(status.st_size), str(status.st_mtime_ns))
+        row = cached.get(path)
+        if row and (row["size"], row["mtime_ns"]) == keys[path]:
+            verdicts[path] = Verdict(*(row[field] for field in Verdict._fields))
+        else:
+            unknown.append(path)
+    if unknown and cached:  # extracted again, moved or renamed: recognise them by content
+        by_content = {(row["size"], row["sha256"]): row for row in cached.values()}
+        digests = content_digests([root / path for path in unknown], progress)
+        for path, digest in zip(unknown, digests, strict=True):
+            row = by_content.get((keys[path][0], digest))
+            if row:
+                verdicts[path] = Verdict(*(row[field] for field in Verdict._fields))
+        unknown = [path for path in unknown if path not in verdicts]
+    checked = check_files([str(root / path) for path in unknown], workers, progress)
+    verdicts.update(zip(unknown, checked, strict=True))
+    write_csv(cache_file, CACHE_FIELDS,
+              [(path, *keys[path], *verdicts[path]) for path in sorted(keys)])  # fmt: skip
+    return verdicts
+
+
 def verify_images(root, files, out, workers=None, progress=True):
     """Check every file of ``files`` (``[(relative_path, label), ...]`` under ``root``).
 
     Returns the valid ``(relative_path, label)`` pairs and writes the rejected ones with
-    their reason to ``OUT/rejected.csv``. Only files whose size or modification time
-    changed since the last run (``OUT/checked.csv``) are decoded again.
+    their reason to ``OUT/rejected.csv``. Only files that ``OUT/checked.csv`` does not know
+    (by path, size and modification time, else by size and content) are decoded again.
     """
-    root, out = Path(root), Path(out)
-    cache_file = out / "checked.csv"
-    cached = {}
-    if cache_file.exists():
-        cached = {row["path"]: row for row in read_csv(cache_file)}
-    keys = {}
-    for path, _ in files:
-        status = (root / path).stat()
-        keys[path] = (str(status.st_size), str(status.st_mtime_ns))
-    known = {
-        path: cached[path]["problem"]
-        for path in keys
-        if path in cached and (cached[path]["size"], cached[path]["mtime_ns"]) == keys[path]
-    }
-    unknown = [path for path in keys if path not in known]
-    problems = check_files([str(root / path) for path in unknown], workers, progress)
-    known.update(zip(unknown, problems, strict=True))
-    write_csv(cache_file, ("path", "size", "mtime_ns", "problem"),
-              [(path, *keys[path], known[path]) for path in sorted(keys)])  # fmt: skip
-    rejected = [(path, label, known[path]) for path, label in files if known[path]]
-    write_csv(out / "rejected.csv", ("path", "label", "reason"), sorted(rejected))
-    return [(path, label) for path, label in files if not known[path]]
+    verdicts = check_images(root, files, out, workers, progress)
+    rejected = [(path, label, verdicts[path].problem) for path, label in files
+                if verdicts[path].problem]  # fmt: skip
+    write_csv(Path(out) / "rejected.csv", ("path", "label", "reason"), sorted(rejected))
+    return [(path, label) for path, label in files if not verdicts[path].problem]
+
+
+def photo_features(files, out):
+    """``[(path, label, sha256, (hash, mirror hash, thumbnail)), ...]`` of valid ``files``, as
+    ``check_images`` left them in ``OUT/checked.csv``: what ``copies.find_copies`` reads."""
+    cached = read_cache(Path(out) / "checked.csv")
+    return [
+        (path, label, cached[path]["sha256"], copies.decode_features(
+            cached[path]["hash"], cached[path]["mirror"], cached[path]["thumbnail"]))
+        for path, label in files
+    ]  # fmt: skip

@@ -1,0 +1,308 @@
+"""Step 3b: find the copies among the checked photos, so that the split can keep them together.
+
+The Kaggle photos come from shelter listings, where the same file recurs under another name
+and the same photo recurs resized, recompressed, slightly cropped or mirrored. A test photo
+whose copy is in the training part makes test accuracy too good, so ``split`` keeps every
+group of copies in one part. Two kinds of copies are found, from what the check computes
+anyway (``verify.inspect_file``):
+
+- **exact copies**: the same bytes, found by their SHA-256;
+- **near copies**: the same picture, found in two steps. First the *perceptual hash*
+  (``perceptual_hash``: the signs of the 8x8 lowest frequencies of the discrete cosine
+  transform of a 32x32 grey thumbnail, compared with their median: the "pHash" of Zauner,
+  *Implementation and Benchmarking of Perceptual Image Hash Functions*, 2010, and of the
+  ``imagehash`` library's ``phash``) must differ in at most ``HASH_DISTANCE`` of its 64
+  bits, for the photo or its mirror image. Then the 8x8 colour thumbnails must agree to
+  within ``THUMBNAIL_RMS`` grey levels (root mean square), after the best of the small crops
+  (up to 5 % of each side) and the mirror image that could turn one into the other.
+
+The hash alone is not enough: it keeps only the layout of light and dark, and 25,000
+generated photos (a grey background and an animal near the centre) have thousands of
+distinct pairs within a few bits of each other; the thumbnail check, colours included,
+keeps none of them (``benchmarks/copies.py`` measures both kinds of error). Comparing
+every hash with every other is done in blocks of NumPy bit operations (about a second for
+25,000 photos); only the pairs the hash lets through are compared further.
+"""
+
+import base64
+import functools
+import hashlib
+import itertools
+import json
+from collections import Counter, defaultdict
+from pathlib import Path, PurePosixPath
+
+import cv2
+import numpy as np
+
+from densenet_tutorial.data.files import write_atomically
+
+HASH_SIDE = 32  # the grey thumbnail the DCT is taken of
+HASH_FREQUENCIES = 8  # the 8x8 lowest frequencies: a 64-bit hash
+THUMBNAIL_SIDE = 8  # the colour thumbnail compared after the hash: 8x8x3 bytes
+HASH_DISTANCE = 12
+"""Bits of the 64 that may differ between near copies (either orientation); see the module."""
+THUMBNAIL_RMS = 6.0
+"""Largest root-mean-square difference of near copies' aligned 8x8 colour thumbnails (0-255)."""
+PREFILTER_RMS = 20.0  # pairs whose thumbnails differ more than this before alignment are dropped
+CROP_FRACTIONS = (0.025, 0.05)  # the crops tried: 2.5 % and 5 % of a side, at 3 positions each
+
+# The DCT of an image mirrored left to right is the same with column v multiplied by (-1)^v.
+MIRROR_SIGNS = np.where(np.arange(HASH_FREQUENCIES) % 2, -1, 1).astype(np.float32)
+
+
+def perceptual_hash(image):
+    """``(hash, hash of the mirror image)`` of a BGR or grey image, as 64-bit integers."""
+    grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    small = cv2.resize(grey, (HASH_SIDE, HASH_SIDE), interpolation=cv2.INTER_AREA)
+    low = cv2.dct(small.astype(np.float32))[:HASH_FREQUENCIES, :HASH_FREQUENCIES]
+    return tuple(
+        int(np.packbits(frequencies > np.median(frequencies)).view(">u8")[0])
+        for frequencies in (low, low * MIRROR_SIGNS)
+    )
+
+
+def thumbnail(image):
+    """The 8x8 colour (BGR) thumbnail of an image, as 192 bytes."""
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    side = (THUMBNAIL_SIDE, THUMBNAIL_SIDE)
+    return cv2.resize(image, side, interpolation=cv2.INTER_AREA).tobytes()
+
+
+def encode_features(hashes, small):
+    """The text that ``checked.csv`` keeps of ``perceptual_hash`` and ``thumbnail``."""
+    return f"{hashes[0]:016x}", f"{hashes[1]:016x}", base64.b64encode(small).decode("ascii")
+
+
+def decode_features(hash_text, mirror_text, thumbnail_text):
+    """The inverse of ``encode_features``: ``(hash, mirror hash, thumbnail bytes)``."""
+    return int(hash_text, 16), int(mirror_text, 16), base64.b64decode(thumbnail_text)
+
+
+def popcount(values, out):
+    """The number of set bits of each uint64 of ``values``, written to ``out`` (uint8)."""
+    if hasattr(np, "bitwise_count"):  # NumPy 2
+        return np.bitwise_count(values, out=out)
+    bits = np.unpackbits(values.view(np.uint8).reshape(*values.shape, 8), axis=-1)
+    return bits.sum(axis=-1, dtype=np.uint8, out=out)  # NumPy 1.x: slower, the same
+
+
+def hash_candidates(hashes, mirrors, max_distance=HASH_DISTANCE, block=64):
+    """``(i, j, distance)`` arrays of every pair ``i < j`` whose hashes differ in at most
+    ``max_distance`` bits, comparing ``hashes[i]`` with ``hashes[j]`` and ``mirrors[j]``.
+
+    Every pair is compared, ``block`` rows at a time, by NumPy bit operations written into
+    buffers allocated once (allocating fresh ones per block costs more than the operations).
+    """
+    hashes = np.asarray(hashes, np.uint64)
+    mirrors = np.asarray(mirrors, np.uint64)
+    n = len(hashes)
+    buffers = [np.empty(block * n, dtype) for dtype in (np.uint64, np.uint8, np.uint8, bool)]
+    found = [(np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0, np.uint8))]
+    for start in range(0, n, block):
+        rows = hashes[start : start + block, None]
+        shape = (len(rows), n - start)  # row i against columns start..n-1
+        xor, distance, mirrored, close = (b[: shape[0] * shape[1]].reshape(shape) for b in buffers)
+        np.bitwise_xor(rows, hashes[None, start:], out=xor)
+        popcount(xor, out=distance)
+        np.bitwise_xor(rows, mirrors[None, start:], out=xor)
+        np.minimum(distance, popcount(xor, out=mirrored), out=distance)
+        np.less_equal(distance, max_distance, out=close)
+        i, j = np.nonzero(close)
+        later = j > i  # each pair once, and never a photo with itself
+        i, j = i[later], j[later]
+        found.append((start + i, start + j, distance[i, j]))
+    return tuple(np.concatenate(parts) for parts in zip(*found, strict=True))
+
+
+def crop_samplers(side=THUMBNAIL_SIDE):
+    """``(n, side, side)`` matrices: each resamples one axis of a thumbnail as if the photo
+    had been cropped by one of ``CROP_FRACTIONS`` at its start, its middle or its end (and
+    the identity, no crop), by linear interpolation between the thumbnail's pixels."""
+    crops = [(0.0, 0.0)] + [(c, at * c) for c in CROP_FRACTIONS for at in (0, 0.5, 1)]
+    samplers = np.zeros((len(crops), side, side), np.float32)
+    for n, (fraction, offset) in enumerate(crops):
+        for k in range(side):  # pixel k of the crop lies at `source` in the original
+            source = np.clip((offset + (k + 0.5) / side * (1 - fraction)) * side - 0.5, 0, side - 1)
+            low = int(source)
+            high = min(low + 1, side - 1)
+            samplers[n, k, low] += 1 - (source - low)
+            samplers[n, k, high] += source - low
+    return samplers
+
+
+@functools.cache
+def crop_operator(side=THUMBNAIL_SIDE):
+    """``(side * side * 3, crops * side * side * 3)``: a flattened thumbnail times this matrix
+    gives all its crops (every pair of a row crop and a column crop of ``crop_samplers``)."""
+    samplers = crop_samplers(side)
+    n = len(samplers) ** 2
+    operator = np.einsum("aik,bjl,cd->abijckld", samplers, samplers, np.eye(3, dtype=np.float32))
+    return np.ascontiguousarray(operator.reshape(n * side * side * 3, side * side * 3).T)
+
+
+def aligned_rms(first, second):
+    """The smallest RMS difference between thumbnails ``first[k]`` and ``second[k]``
+    (``(n, side, side, 3)`` float arrays) over the crops of ``crop_samplers`` of either one,
+    and the mirror image of the other."""
+    n, side = len(first), first.shape[1]
+    size = side * side * 3
+    best = np.full(n, np.inf, np.float32)
+    for a, b in ((first, second), (second, first)):
+        operator = crop_operator(side)
+        crops = (a.reshape(n, size) @ operator).reshape(n, operator.shape[1] // size, size)
+        norms = np.einsum("nhk,nhk->nh", crops, crops)
+        for other in (b, b[:, :, ::-1]):
+            target = other.reshape(n, size)
+            dots = np.matmul(crops, target[:, :, None])[:, :, 0]
+            squared = norms - 2 * dots + np.einsum("nk,nk->n", target, target)[:, None]
+            best = np.minimum(best, np.sqrt(np.maximum(squared.min(axis=1), 0) / size))
+    return best
+
+
+def near_pairs(hashes, mirrors, thumbnails, chunk=8192):
+    """``[(i, j, hash distance, thumbnail RMS), ...]`` of the near copies among photos whose
+    features are ``hashes[i]``, ``mirrors[i]`` and ``thumbnails[i]`` (192 bytes each)."""
+    i, j, distance = hash_candidates(hashes, mirrors)
+    shape = (len(thumbnails), THUMBNAIL_SIDE, THUMBNAIL_SIDE, 3)
+    small = np.frombuffer(b"".join(thumbnails), np.uint8).reshape(shape).astype(np.float32)
+    flat, flat_mirrored = small.reshape(len(small), -1), small[:, :, ::-1].reshape(len(small), -1)
+    found = []
+    for start in range(0, len(i), chunk):
+        a, b, d = (x[start : start + chunk] for x in (i, j, distance))
+        # First the thumbnails as they are (cheap), then aligned, for the few pairs left.
+        squared = [np.einsum("ij,ij->i", diff, diff)
+                   for diff in (flat[a] - flat[b], flat[a] - flat_mirrored[b])]  # fmt: skip
+        close = np.minimum(*squared) <= PREFILTER_RMS**2 * flat.shape[1]
+        a, b, d = a[close], b[close], d[close]
+        rms = aligned_rms(small[a], small[b])
+        copies = rms <= THUMBNAIL_RMS
+        found += zip(a[copies].tolist(), b[copies].tolist(), d[copies].tolist(),
+                     rms[copies].tolist(), strict=True)  # fmt: skip
+    return found
+
+
+def find_copies(photos):
+    """The pairs of copies among ``photos``, ``[(path, label, sha256, features), ...]``.
+
+    ``features`` is ``(hash, mirror hash, thumbnail)``. Returns dictionaries with ``a`` and
+    ``b`` (paths, ``a < b``), their labels ``label_a`` and ``label_b``, ``kind``
+    (``"exact"`` or ``"near"``), ``hamming`` (bits of the hash) and ``rms`` (of the aligned
+    thumbnails), sorted. Files with the same bytes are paired each with each; near copies
+    are looked for among the first paths of each content only.
+    """
+    labels = {path: label for path, label, _, _ in photos}
+    by_content = defaultdict(list)
+    for path, _, sha256, features in sorted(photos, key=lambda photo: photo[0]):
+        by_content[sha256].append((path, features))
+    found = []
+    for same in by_content.values():
+        found += [(a, b, "exact", 0, 0.0) for (a, _), (b, _) in itertools.combinations(same, 2)]
+    firsts = sorted(same[0] for same in by_content.values())
+    hashes, mirrors, thumbnails = zip(*(features for _, features in firsts), strict=True) if (
+        firsts) else ((), (), ())  # fmt: skip
+    for i, j, distance, rms in near_pairs(hashes, mirrors, thumbnails):
+        found.append((firsts[i][0], firsts[j][0], "near", int(distance), round(float(rms), 2)))
+    pairs = [{"a": a, "b": b, "label_a": labels[a], "label_b": labels[b], "kind": kind,
+              "hamming": distance, "rms": rms}
+             for a, b, kind, distance, rms in found]  # fmt: skip
+    return sorted(pairs, key=lambda pair: (pair["a"], pair["b"]))
+
+
+def record_copies(photos, out):
+    """``find_copies(photos)``, kept in ``OUT/copies.json``: a rerun on the same photos (the
+    same paths, labels and contents) reads the pairs back instead of comparing again."""
+    digest = hashlib.sha256(f"{__name__} {HASH_DISTANCE} {THUMBNAIL_RMS} {PREFILTER_RMS} "
+                            f"{CROP_FRACTIONS} pairs of each content: all".encode())  # fmt: skip
+    for path, label, sha256, (hash_, mirror, small) in sorted(photos):
+        digest.update(f"\n{path}\t{label}\t{sha256}\t{hash_}\t{mirror}\t".encode() + small)
+    record = Path(out) / "copies.json"
+    if record.exists():
+        saved = json.loads(record.read_text())
+        if saved.get("inputs") == digest.hexdigest():
+            return saved["pairs"]
+    pairs = find_copies(photos)
+    saved = {"inputs": digest.hexdigest(), "photos": len(photos), "hash_distance": HASH_DISTANCE,
+             "thumbnail_rms": THUMBNAIL_RMS, "pairs": pairs}  # fmt: skip
+    write_atomically(record, json.dumps(saved, indent=1) + "\n")
+    return pairs
+
+
+def copy_groups(pairs):
+    """The groups of copies that ``pairs`` link (directly or through other copies): a sorted
+    list of sorted lists of two or more paths."""
+    parent = {}
+
+    def root(path):
+        while parent.setdefault(path, path) != path:
+            parent[path] = parent[parent[path]]  # halve the path to the root as we go
+            path = parent[path]
+        return path
+
+    for pair in pairs:
+        first, second = root(pair["a"]), root(pair["b"])
+        if first != second:
+            parent[max(first, second)] = min(first, second)
+    groups = defaultdict(list)
+    for path in parent:
+        groups[root(path)].append(path)
+    return sorted(sorted(group) for group in groups.values())
+
+
+def relation(pair):
+    """Where the two photos of a pair are: ``"other class"`` (labelled differently),
+    ``"other folder"`` (the same label, another folder) or ``"same folder"``."""
+    if pair["label_a"] != pair["label_b"]:
+        return "other class"
+    same = PurePosixPath(pair["a"]).parent == PurePosixPath(pair["b"]).parent
+    return "same folder" if same else "other folder"
+
+
+RELATIONS = ("same folder", "other folder", "other class")
+KINDS = {"exact": "exact copies (the same bytes)",
+         "near": "near copies (resized, recompressed, slightly cropped or mirrored)"}  # fmt: skip
+
+
+def example_pairs(pairs, count=6):
+    """Up to ``count`` pairs to look at: one of each kind and relation first, then the rest."""
+    firsts, rest = {}, []
+    for pair in pairs:
+        key = (pair["kind"], relation(pair))
+        if key in firsts:
+            rest.append(pair)
+        else:
+            firsts[key] = pair
+    return (list(firsts.values()) + rest)[:count]
+
+
+def describe_copies(out):
+    """What ``prepare`` found and did with the copies, in a few lines of text (from
+    ``OUT/copies.json`` and ``OUT/splits/meta.json``)."""
+    saved = json.loads((Path(out) / "copies.json").read_text())
+    meta = json.loads((Path(out) / "splits" / "meta.json").read_text())["copies"]
+    pairs, photos = saved["pairs"], saved["photos"]
+    if not pairs:
+        return f"Copies: none among the {photos:,} checked photos (no exact or near copies)."
+    lines = [
+        f"Copies: {meta['groups']:,} groups hold {meta['images']:,} of the {photos:,} checked "
+        f"photos ({meta['images'] - meta['groups']:,} more than one of each)."
+    ]
+    for kind, name in KINDS.items():
+        counts = Counter(relation(pair) for pair in pairs if pair["kind"] == kind)
+        lines.append(
+            f"  {name}: {sum(counts.values()):,} pairs: "
+            + ", ".join(f"{counts[where]:,} {where}" for where in RELATIONS)
+        )
+    if meta["labelled_both"]:
+        both = next(pair for pair in pairs if relation(pair) == "other class")
+        lines.append(
+            f"  {meta['labelled_both']:,} groups are labelled both cat and dog, kept in training "
+            f"(e.g. {both['a']} and {both['b']})."
+        )
+    placed = meta["placed"]
+    lines.append(
+        f"  Each group is kept whole: {placed['train']:,} in train, {placed['val']:,} in val, "
+        f"{placed['test']:,} in test; no validation or test photo has a copy in another part."
+    )
+    return "\n".join(lines)
