@@ -68,17 +68,27 @@ def inspect_file(path):
     if not data.startswith(SIGNATURES):
         return Verdict(f"not a JPEG, PNG, GIF or BMP image (starts with {data[:8]!r})", digest)
     messages_before = os.lseek(2, 0, os.SEEK_END)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_COLOR_8)
+    image = reduced_image(data)
     messages = read_decoder_messages(messages_before)
     if image is None:
         problem = f"cannot be decoded (truncated or corrupt){': ' + messages if messages else ''}"
         return Verdict(problem, digest)
     if messages:
         return Verdict(f"decoder warning: {messages}", digest)
-    if min(image.shape[:2]) < copies.HASH_SIDE:  # a small photo: hash it at its full size
+    return Verdict("", digest, *copies.encode_features(*image_features(data, image)))
+
+
+def reduced_image(data):
+    """The image in the file's bytes ``data``, decoded at 1/8 scale (None if it cannot be)."""
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_COLOR_8)
+
+
+def image_features(data, image):
+    """``(perceptual hashes, thumbnail)`` of ``image``, the ``reduced_image`` of ``data``;
+    a photo too small for the hash at 1/8 scale is decoded again at its full size."""
+    if min(image.shape[:2]) < copies.HASH_SIDE:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    features = copies.encode_features(copies.perceptual_hash(image), copies.thumbnail(image))
-    return Verdict("", digest, *features)
+    return copies.perceptual_hash(image), copies.thumbnail(image)
 
 
 def read_decoder_messages(start):
