@@ -27,10 +27,11 @@ import numpy as np
 from densenet_tutorial.data import copies, find_images, synthesize
 from densenet_tutorial.data.synth import draw_animal, encode, make_copy
 from densenet_tutorial.data.verify import (
+    check_images,
     image_features,
+    keep_valid,
     photo_features,
     reduced_image,
-    verify_images,
 )
 
 HASH_DISTANCES = (8, 10, 12, 14, 16)
@@ -56,11 +57,11 @@ def synthesized(kind):
 
 
 TRANSFORMS = {
-    "resized to half": synthesized("resized"),
-    "recompressed at quality 60": synthesized("recompressed"),
-    "cropped 5 %, centred": synthesized("cropped"),
-    "cropped 5 %, anywhere": lambda image, data, rng: encode(crop(image, *rng.uniform(0, 1, 2))),
-    "cropped 5 %, from a corner": lambda image, data, rng: encode(crop(image, 1, 1)),
+    "resized (half)": synthesized("resized"),
+    "quality 60": synthesized("recompressed"),
+    "crop 5 % mid": synthesized("cropped"),
+    "crop 5 % any": lambda image, data, rng: encode(crop(image, *rng.uniform(0, 1, 2))),
+    "crop 5 % corner": lambda image, data, rng: encode(crop(image, 1, 1)),
     "mirrored": synthesized("mirrored"),
 }
 """How each copy is made (``synthesize(copies=True)`` makes the first three and the last)."""
@@ -68,8 +69,7 @@ TRANSFORMS = {
 
 def features(data):
     """``(hash, mirror hash, thumbnail)`` of an image file's bytes, as the check computes them."""
-    hashes, small = image_features(data, reduced_image(data))
-    return (*hashes, small)
+    return image_features(data, reduced_image(data))
 
 
 def pair_measures(first, second):
@@ -141,17 +141,17 @@ def check_times(per_class=12500, workers=None, workdir=None):
         synthesize(source, per_class, copies=True, progress=True)
         root, files = find_images(source, out)
         start = time.perf_counter()
-        valid = verify_images(root, files, out, workers=workers)
+        verdicts = check_images(root, files, out, workers=workers)
+        valid = keep_valid(files, verdicts, out)
         first = time.perf_counter() - start
         start = time.perf_counter()
-        pairs = copies.record_copies(photo_features(valid, out), out)
+        pairs = copies.record_copies(photo_features(valid, verdicts), out)
         finding = time.perf_counter() - start
-        (out / "copies.json").unlink()
         for path, _ in files:  # extracted again: the same bytes, a new modification time
             os.utime(root / path, ns=(time.time_ns(), time.time_ns() + 1))
         start = time.perf_counter()
-        again = verify_images(root, files, out, workers=workers, progress=False)
-        copies.record_copies(photo_features(again, out), out)
+        verdicts = check_images(root, files, out, workers=workers, progress=False)
+        copies.record_copies(photo_features(keep_valid(files, verdicts, out), verdicts), out)
         recheck = time.perf_counter() - start
         return {"files": len(files), "first_check": first, "copies": finding,
                 "recheck": recheck, "pairs": len(pairs)}  # fmt: skip
@@ -169,14 +169,13 @@ def main():
         print(f"Copies found (of {args.originals:,} each) and false pairs among "
               f"{args.distinct:,} distinct generated photos ({rates['distinct_pairs']:,} pairs), "
               f"by hash distance / thumbnail RMS; chosen: {chosen[0]} / {chosen[1]}")  # fmt: skip
-        header = "".join(f"{h:>3}/{t:<4}" for h in HASH_DISTANCES for t in THUMBNAIL_RMS[::2])
-        print(f"{'':<28}{header}")
-        for name, shares in rates["found"].items():
-            print(f"{name:<28}" + "".join(f"{shares[h, t]:>8.1%}" for h in HASH_DISTANCES
-                                          for t in THUMBNAIL_RMS[::2]))  # fmt: skip
-        print(f"{'false pairs':<28}" + "".join(f"{rates['false_pairs'][h, t]:>8,}"
-                                               for h in HASH_DISTANCES
-                                               for t in THUMBNAIL_RMS[::2]))  # fmt: skip
+        names = list(rates["found"])
+        print(f"{'hash/rms':<10}" + "".join(f"{name:>16}" for name in names)
+              + f"{'false pairs':>14}")  # fmt: skip
+        for key in rates["false_pairs"]:
+            print(f"{key[0]:>4}/{key[1]:<5}" + "".join(f"{rates['found'][n][key]:>16.1%}"
+                                                       for n in names)
+                  + f"{rates['false_pairs'][key]:>14,}")  # fmt: skip
         found = ", ".join(f"{name} {shares[chosen]:.1%}" for name, shares in rates["found"].items())
         false = f"{rates['false_pairs'][chosen]:,} of {rates['distinct_pairs']:,}"
         print(f"At the chosen thresholds: found {found}; false pairs {false}")

@@ -22,7 +22,7 @@ from densenet_tutorial.data.download import DEFAULT_HANDLE, download_dataset
 from densenet_tutorial.data.layouts import CLASS_NAMES, LAYOUTS, find_images
 from densenet_tutorial.data.split import PARTS, read_split, write_split
 from densenet_tutorial.data.synth import synthesize
-from densenet_tutorial.data.verify import photo_features, verify_images
+from densenet_tutorial.data.verify import check_images, keep_valid, photo_features, verify_images
 from densenet_tutorial.project import data_dir
 
 PIPELINE_NAMES = ("augmentation", "make_dataset")
@@ -49,8 +49,9 @@ def prepare(source=None, handle=None, out=None, seed=0, val_per_class=2000, test
     else:
         folder, handle = download_dataset(handle)
     root, files = find_images(folder, out)
-    valid = verify_images(root, files, out, workers=workers, progress=progress)
-    pairs = record_copies(photo_features(valid, out), out)
+    verdicts = check_images(root, files, out, workers=workers, progress=progress)
+    valid = keep_valid(files, verdicts, out)
+    pairs = record_copies(photo_features(valid, verdicts), out)
     return write_split(
         valid, out, root, seed=seed, val_per_class=val_per_class, test_per_class=test_per_class,
         groups=copy_groups(pairs), handle=handle, rejected=len(files) - len(valid),

@@ -25,10 +25,12 @@ every hash with every other is done in blocks of NumPy bit operations (about a s
 """
 
 import base64
+import concurrent.futures
 import functools
 import hashlib
 import itertools
 import json
+import os
 from collections import Counter, defaultdict
 from pathlib import Path, PurePosixPath
 
@@ -44,7 +46,7 @@ HASH_DISTANCE = 12
 """Bits of the 64 that may differ between near copies (either orientation); see the module."""
 THUMBNAIL_RMS = 6.0
 """Largest root-mean-square difference of near copies' aligned 8x8 colour thumbnails (0-255)."""
-PREFILTER_RMS = 20.0  # pairs whose thumbnails differ more than this before alignment are dropped
+PREFILTER_RMS = 12.0  # pairs whose thumbnails differ more than this before alignment are dropped
 CROP_FRACTIONS = (0.025, 0.05)  # the crops tried: 2.5 % and 5 % of a side, at 3 positions each
 
 # The DCT of an image mirrored left to right is the same with column v multiplied by (-1)^v.
@@ -55,24 +57,30 @@ def perceptual_hash(image):
     """``(hash, hash of the mirror image)`` of a BGR or grey image, as 64-bit integers."""
     grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     small = cv2.resize(grey, (HASH_SIDE, HASH_SIDE), interpolation=cv2.INTER_AREA)
-    low = cv2.dct(small.astype(np.float32))[:HASH_FREQUENCIES, :HASH_FREQUENCIES]
-    return tuple(
-        int(np.packbits(frequencies > np.median(frequencies)).view(">u8")[0])
-        for frequencies in (low, low * MIRROR_SIGNS)
-    )
+    low = cv2.dct(np.float32(small))[:HASH_FREQUENCIES, :HASH_FREQUENCIES]
+    both = np.stack((low, low * MIRROR_SIGNS)).reshape(2, -1)
+    ordered = np.sort(both, axis=1)  # the median of 64 numbers: the mean of the middle two
+    half = both.shape[1] // 2
+    medians = (ordered[:, half - 1 : half] + ordered[:, half : half + 1]) / 2
+    bits = np.packbits(both > medians, axis=1)
+    return tuple(int.from_bytes(row.tobytes(), "big") for row in bits)
 
 
-def thumbnail(image):
-    """The 8x8 colour (BGR) thumbnail of an image, as 192 bytes."""
+def image_features(image):
+    """``(hash, mirror hash, thumbnail)`` of a BGR or grey image: its ``perceptual_hash`` and
+    its 8x8 colour (BGR) thumbnail as 192 bytes, both from one 32x32 colour thumbnail."""
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    small = cv2.resize(image, (HASH_SIDE, HASH_SIDE), interpolation=cv2.INTER_AREA)
     side = (THUMBNAIL_SIDE, THUMBNAIL_SIDE)
-    return cv2.resize(image, side, interpolation=cv2.INTER_AREA).tobytes()
+    thumbnail = cv2.resize(small, side, interpolation=cv2.INTER_AREA).tobytes()
+    return (*perceptual_hash(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)), thumbnail)
 
 
-def encode_features(hashes, small):
-    """The text that ``checked.csv`` keeps of ``perceptual_hash`` and ``thumbnail``."""
-    return f"{hashes[0]:016x}", f"{hashes[1]:016x}", base64.b64encode(small).decode("ascii")
+def encode_features(features):
+    """The text that ``checked.csv`` keeps of ``image_features``: two hex numbers, base64."""
+    hash_, mirror, thumbnail = features
+    return f"{hash_:016x}", f"{mirror:016x}", base64.b64encode(thumbnail).decode("ascii")
 
 
 def decode_features(hash_text, mirror_text, thumbnail_text):
@@ -88,32 +96,43 @@ def popcount(values, out):
     return bits.sum(axis=-1, dtype=np.uint8, out=out)  # NumPy 1.x: slower, the same
 
 
-def hash_candidates(hashes, mirrors, max_distance=HASH_DISTANCE, block=64):
+def hash_candidates(hashes, mirrors, max_distance=HASH_DISTANCE, block=64, threads=None):
     """``(i, j, distance)`` arrays of every pair ``i < j`` whose hashes differ in at most
     ``max_distance`` bits, comparing ``hashes[i]`` with ``hashes[j]`` and ``mirrors[j]``.
 
     Every pair is compared, ``block`` rows at a time, by NumPy bit operations written into
     buffers allocated once (allocating fresh ones per block costs more than the operations).
+    NumPy works outside Python's lock, so ``threads`` (one per CPU core) share the blocks.
     """
     hashes = np.asarray(hashes, np.uint64)
     mirrors = np.asarray(mirrors, np.uint64)
     n = len(hashes)
-    buffers = [np.empty(block * n, dtype) for dtype in (np.uint64, np.uint8, np.uint8, bool)]
-    found = [(np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0, np.uint8))]
-    for start in range(0, n, block):
-        rows = hashes[start : start + block, None]
-        shape = (len(rows), n - start)  # row i against columns start..n-1
-        xor, distance, mirrored, close = (b[: shape[0] * shape[1]].reshape(shape) for b in buffers)
-        np.bitwise_xor(rows, hashes[None, start:], out=xor)
-        popcount(xor, out=distance)
-        np.bitwise_xor(rows, mirrors[None, start:], out=xor)
-        np.minimum(distance, popcount(xor, out=mirrored), out=distance)
-        np.less_equal(distance, max_distance, out=close)
-        i, j = np.nonzero(close)
-        later = j > i  # each pair once, and never a photo with itself
-        i, j = i[later], j[later]
-        found.append((start + i, start + j, distance[i, j]))
-    return tuple(np.concatenate(parts) for parts in zip(*found, strict=True))
+    threads = threads or os.cpu_count() or 1
+
+    def scan(first_block):
+        buffers = [np.empty(block * n, dtype) for dtype in (np.uint64, np.uint8, np.uint8, bool)]
+        found = [(np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0, np.uint8))]
+        for start in range(first_block * block, n, threads * block):  # every threads-th block
+            rows = hashes[start : start + block, None]
+            shape = (len(rows), n - start)  # rows against the columns from `start` on
+            xor, distance, mirrored, close = (b[: shape[0] * shape[1]].reshape(shape)
+                                              for b in buffers)  # fmt: skip
+            np.bitwise_xor(rows, hashes[None, start:], out=xor)
+            popcount(xor, out=distance)
+            np.bitwise_xor(rows, mirrors[None, start:], out=xor)
+            np.minimum(distance, popcount(xor, out=mirrored), out=distance)
+            np.less_equal(distance, max_distance, out=close)
+            i, j = np.divmod(np.flatnonzero(close), shape[1])  # faster than 2-D nonzero
+            later = j > i  # each pair once, and never a photo with itself
+            i, j = i[later], j[later]
+            found.append((start + i, start + j, distance[i, j]))
+        return [np.concatenate(parts) for parts in zip(*found, strict=True)]
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        parts = list(pool.map(scan, range(threads)))
+    i, j, distance = (np.concatenate(found) for found in zip(*parts, strict=True))
+    order = np.lexsort((j, i))  # the same order whatever the number of threads
+    return i[order], j[order], distance[order]
 
 
 def crop_samplers(side=THUMBNAIL_SIDE):
@@ -168,19 +187,20 @@ def near_pairs(hashes, mirrors, thumbnails, chunk=8192):
     shape = (len(thumbnails), THUMBNAIL_SIDE, THUMBNAIL_SIDE, 3)
     small = np.frombuffer(b"".join(thumbnails), np.uint8).reshape(shape).astype(np.float32)
     flat, flat_mirrored = small.reshape(len(small), -1), small[:, :, ::-1].reshape(len(small), -1)
-    found = []
-    for start in range(0, len(i), chunk):
-        a, b, d = (x[start : start + chunk] for x in (i, j, distance))
-        # First the thumbnails as they are (cheap), then aligned, for the few pairs left.
+    close = np.zeros(len(i), bool)
+    for start in range(0, len(i), chunk):  # first the thumbnails as they are: cheap
+        a, b = i[start : start + chunk], j[start : start + chunk]
         squared = [np.einsum("ij,ij->i", diff, diff)
                    for diff in (flat[a] - flat[b], flat[a] - flat_mirrored[b])]  # fmt: skip
-        close = np.minimum(*squared) <= PREFILTER_RMS**2 * flat.shape[1]
-        a, b, d = a[close], b[close], d[close]
-        rms = aligned_rms(small[a], small[b])
-        copies = rms <= THUMBNAIL_RMS
-        found += zip(a[copies].tolist(), b[copies].tolist(), d[copies].tolist(),
-                     rms[copies].tolist(), strict=True)  # fmt: skip
-    return found
+        close[start : start + chunk] = np.minimum(*squared) <= PREFILTER_RMS**2 * flat.shape[1]
+    i, j, distance = i[close], j[close], distance[close]
+    rms = np.concatenate([np.zeros(0, np.float32)] + [  # then aligned, for the few pairs left
+        aligned_rms(small[i[start : start + 2048]], small[j[start : start + 2048]])
+        for start in range(0, len(i), 2048)
+    ])  # fmt: skip
+    found = rms <= THUMBNAIL_RMS
+    return list(zip(i[found].tolist(), j[found].tolist(), distance[found].tolist(),
+                    rms[found].tolist(), strict=True))  # fmt: skip
 
 
 def find_copies(photos):

@@ -56,7 +56,7 @@ class Verdict(NamedTuple):
     sha256: str  # of the file's bytes
     hash: str = ""  # the image's perceptual hash (``copies.perceptual_hash``), in hex
     mirror: str = ""  # the perceptual hash of its mirror image
-    thumbnail: str = ""  # its 8x8 colour thumbnail (``copies.thumbnail``), base64
+    thumbnail: str = ""  # its 8x8 colour thumbnail (``copies.image_features``), base64
 
 
 def inspect_file(path):
@@ -75,7 +75,7 @@ def inspect_file(path):
         return Verdict(problem, digest)
     if messages:
         return Verdict(f"decoder warning: {messages}", digest)
-    return Verdict("", digest, *copies.encode_features(*image_features(data, image)))
+    return Verdict("", digest, *copies.encode_features(image_features(data, image)))
 
 
 def reduced_image(data):
@@ -84,11 +84,11 @@ def reduced_image(data):
 
 
 def image_features(data, image):
-    """``(perceptual hashes, thumbnail)`` of ``image``, the ``reduced_image`` of ``data``;
-    a photo too small for the hash at 1/8 scale is decoded again at its full size."""
+    """``copies.image_features`` of ``image``, the ``reduced_image`` of ``data``; a photo too
+    small for the hash at 1/8 scale is decoded again at its full size."""
     if min(image.shape[:2]) < copies.HASH_SIDE:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    return copies.perceptual_hash(image), copies.thumbnail(image)
+    return copies.image_features(image)
 
 
 def read_decoder_messages(start):
@@ -133,16 +133,22 @@ def check_files(paths, workers=None, progress=True):
         )
 
 
-def content_digests(paths, progress=True):
-    """The SHA-256 of each file of ``paths``, read in threads (hashlib releases Python's lock)."""
+def content_digests(paths, progress=True, chunk=512):
+    """The SHA-256 of each file of ``paths``, read in threads (hashlib and file reads release
+    Python's lock), ``chunk`` files per task."""
 
-    def digest(path):
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    def digests(some):
+        return [hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in some]
 
-    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        digests = pool.map(digest, paths)
-        return list(tqdm(digests, total=len(paths), desc="Recognising checked files",
-                         unit="file", disable=not progress))  # fmt: skip
+    chunks = [paths[start : start + chunk] for start in range(0, len(paths), chunk)]
+    found = []
+    bar = tqdm(total=len(paths), desc="Recognising checked files", unit="file",
+               disable=not progress)  # fmt: skip
+    with bar, concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        for some in pool.map(digests, chunks):
+            found += some
+            bar.update(len(some))
+    return found
 
 
 CACHE_FIELDS = ("path", "size", "mtime_ns", *Verdict._fields)
@@ -166,7 +172,7 @@ def check_images(root, files, out, workers=None, progress=True):
     cached = read_cache(cache_file)
     keys, verdicts, unknown = {}, {}, []
     for path, _ in files:
-        status = (root / path).stat()
+        status = os.stat(os.path.join(root, path))
         keys[path] = (str(status.st_size), str(status.st_mtime_ns))
         row = cached.get(path)
         if row and (row["size"], row["mtime_ns"]) == keys[path]:
@@ -195,19 +201,22 @@ def verify_images(root, files, out, workers=None, progress=True):
     their reason to ``OUT/rejected.csv``. Only files that ``OUT/checked.csv`` does not know
     (by path, size and modification time, else by size and content) are decoded again.
     """
-    verdicts = check_images(root, files, out, workers, progress)
+    return keep_valid(files, check_images(root, files, out, workers, progress), out)
+
+
+def keep_valid(files, verdicts, out):
+    """The valid ``files`` by their ``verdicts``; the others go to ``OUT/rejected.csv``."""
     rejected = [(path, label, verdicts[path].problem) for path, label in files
                 if verdicts[path].problem]  # fmt: skip
     write_csv(Path(out) / "rejected.csv", ("path", "label", "reason"), sorted(rejected))
     return [(path, label) for path, label in files if not verdicts[path].problem]
 
 
-def photo_features(files, out):
-    """``[(path, label, sha256, (hash, mirror hash, thumbnail)), ...]`` of valid ``files``, as
-    ``check_images`` left them in ``OUT/checked.csv``: what ``copies.find_copies`` reads."""
-    cached = read_cache(Path(out) / "checked.csv")
+def photo_features(files, verdicts):
+    """``[(path, label, sha256, (hash, mirror hash, thumbnail)), ...]`` of valid ``files``
+    from their ``verdicts`` (``check_images``): what ``copies.find_copies`` reads."""
     return [
-        (path, label, cached[path]["sha256"], copies.decode_features(
-            cached[path]["hash"], cached[path]["mirror"], cached[path]["thumbnail"]))
+        (path, label, verdicts[path].sha256, copies.decode_features(
+            verdicts[path].hash, verdicts[path].mirror, verdicts[path].thumbnail))
         for path, label in files
     ]  # fmt: skip
