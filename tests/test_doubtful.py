@@ -16,6 +16,7 @@ from densenet_tutorial.data.doubtful import (
     class_probabilities,
     find_doubtful,
     judge,
+    plot_doubtful,
 )
 
 CLASSES = {"cat": (0,), "dog": (1,)}
@@ -86,3 +87,19 @@ def test_logits_are_told_from_probabilities():
     np.testing.assert_allclose(class_probabilities(logits), keras.ops.softmax(logits), rtol=1e-6)
     probabilities = np.array([[0.7, 0.2, 0.1]])
     np.testing.assert_array_equal(class_probabilities(probabilities), probabilities)
+
+
+def test_the_gallery_names_each_photo_and_why(photos):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    root, files = photos
+    found = find_doubtful(colour_classifier(), root, files, classes=CLASSES, top=1)
+    figure = plot_doubtful(found, root, names=["a cat", "a dog", "grass", "none"], columns=2)
+    titles = [ax.get_title() for ax in figure.axes if ax.images]
+    assert titles == [
+        "blue.jpg (cat)\n100% sure it is a dog\ntop: a dog 100%",
+        "green.jpg (dog)\nno cat or dog in the top 1\ntop: grass 100%",
+        "red.jpg (dog)\n100% sure it is a cat\ntop: a cat 100%",
+    ]
+    assert len(figure.axes) == 4 and plot_doubtful([], root) is None

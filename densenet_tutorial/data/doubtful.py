@@ -122,3 +122,27 @@ def imagenet_names():
     except Exception:  # Keras raises a bare Exception when the download fails
         return None
     return [name for ((_, name, _),) in decoded]
+
+
+def plot_doubtful(found, root, names=None, count=12, columns=4):
+    """A gallery of the first ``count`` photos of ``find_doubtful``: each with its file name,
+    label, reason and the classifier's most probable class (by ``names``, else its index).
+    Returns the matplotlib figure, or None when there is nothing to show."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    shown = found[:count]
+    if not shown:
+        return None
+    columns = min(columns, len(shown))
+    rows = -(-len(shown) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.6 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, row in zip(axes.flat, shown, strict=False):
+        best, probability = row["top"][0]
+        name = names[best] if names else f"class {best}"
+        ax.imshow(Image.open(Path(root) / row["path"]).convert("RGB"))
+        ax.set_title(f"{Path(row['path']).name} ({row['label']})\n{row['reason']}\n"
+                     f"top: {name} {probability:.0%}", fontsize=8)  # fmt: skip
+    return figure
