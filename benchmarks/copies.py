@@ -72,49 +72,22 @@ def features(data):
     return image_features(data, reduced_image(data))
 
 
-def pair_measures(first, second):
-    """``(hash distance, aligned thumbnail RMS)`` of each pair ``first[k]``, ``second[k]``."""
-    distance = [
-        min(bin(a[0] ^ b[0]).count("1"), bin(a[0] ^ b[1]).count("1"))
-        for a, b in zip(first, second, strict=True)
-    ]
-    shape = (-1, copies.THUMBNAIL_SIDE, copies.THUMBNAIL_SIDE, 3)
-
-    def thumbnails(side):
-        return np.frombuffer(b"".join(f[2] for f in side), np.uint8).reshape(shape)
-
-    rms = copies.aligned_rms(
-        thumbnails(first).astype("float32"), thumbnails(second).astype("float32")
+def measures(photos, max_distance):
+    """``{(i, j): (hash distance, aligned RMS)}`` of the pairs of ``photos`` (features) that
+    pass the brightness window, the widest hash threshold and the prefilter, measured as
+    ``copies.near_pairs`` measures them."""
+    i, j, distance, rms = copies.candidate_measures(
+        [p[0] for p in photos], [p[1] for p in photos], [p[2] for p in photos], max_distance
     )
-    return np.array(distance), rms
-
-
-def distinct_pairs(photos):
-    """``(hash distance, aligned RMS)`` of the pairs of ``photos`` (features) that pass the
-    widest thresholds of the grid (the hash, then the thumbnails before alignment)."""
-    hashes = np.array([p[0] for p in photos], np.uint64)
-    mirrors = np.array([p[1] for p in photos], np.uint64)
-    i, j, distance = copies.hash_candidates(hashes, mirrors, max(HASH_DISTANCES))
-    small = np.frombuffer(b"".join(p[2] for p in photos), np.uint8).astype(np.float32)
-    small = small.reshape(len(photos), copies.THUMBNAIL_SIDE, copies.THUMBNAIL_SIDE, 3)
-    kept_distance, kept_rms = [], []
-    for start in range(0, len(i), 4096):
-        a, b, d = (x[start : start + 4096] for x in (i, j, distance))
-        plain = np.minimum(
-            np.sqrt(((small[a] - small[b]) ** 2).mean(axis=(1, 2, 3))),
-            np.sqrt(((small[a] - small[b][:, :, ::-1]) ** 2).mean(axis=(1, 2, 3))),
-        )
-        close = plain <= copies.PREFILTER_RMS
-        kept_distance.append(d[close])
-        kept_rms.append(copies.aligned_rms(small[a[close]], small[b[close]]))
-    return np.concatenate(kept_distance), np.concatenate(kept_rms)
+    return dict(zip(zip(i.tolist(), j.tolist(), strict=True),
+                    zip(distance.tolist(), rms.tolist(), strict=True), strict=True))  # fmt: skip
 
 
 def error_rates(originals=1000, distinct=25000, seed=0):
     """``{"found": {transform: {(T_h, T_t): share}}, "false_pairs": {(T_h, T_t): n},
     "distinct_pairs": n}`` on generated photos (see the module)."""
     rng = np.random.default_rng(seed)
-    found = {}
+    found, widest = {}, max(HASH_DISTANCES)
     for name, transform in TRANSFORMS.items():
         first, second = [], []
         for n in range(originals):
@@ -122,11 +95,13 @@ def error_rates(originals=1000, distinct=25000, seed=0):
             data = encode(image)
             first.append(features(data))
             second.append(features(transform(image, data, rng)))
-        distance, rms = pair_measures(first, second)
-        found[name] = {(h, t): float(np.mean((distance <= h) & (rms <= t)))
+        measured = measures(first + second, widest)
+        pairs = [measured.get((n, originals + n), (np.inf, np.inf)) for n in range(originals)]
+        found[name] = {(h, t): float(np.mean([d <= h and r <= t for d, r in pairs]))
                        for h in HASH_DISTANCES for t in THUMBNAIL_RMS}  # fmt: skip
     photos = [features(encode(draw_animal(("cat", "dog")[n % 2], rng)[0])) for n in range(distinct)]
-    distance, rms = distinct_pairs(photos)
+    measured = np.array(list(measures(photos, widest).values())).reshape(-1, 2)
+    distance, rms = measured[:, 0], measured[:, 1]
     false_pairs = {(h, t): int(((distance <= h) & (rms <= t)).sum())
                    for h in HASH_DISTANCES for t in THUMBNAIL_RMS}  # fmt: skip
     return {"found": found, "false_pairs": false_pairs,

@@ -139,13 +139,25 @@ def test_pairs_are_found_without_comparing_in_python():
     i, j, distance = copies.hash_candidates(hashes, mirrors, max_distance=6, block=7)
     expected = {
         (a, b): min(bin(int(hashes[a] ^ hashes[b])).count("1"),
-                    bin(int(hashes[a] ^ mirrors[b])).count("1"))
+                    bin(int(hashes[a] ^ mirrors[b])).count("1"),
+                    bin(int(mirrors[a] ^ hashes[b])).count("1"))
         for a in range(300) for b in range(a + 1, 300)
     }  # fmt: skip
     expected = {pair: d for pair, d in expected.items() if d <= 6}
     found = dict(zip(zip(i.tolist(), j.tolist(), strict=True), distance.tolist(), strict=True))
     assert found == expected
     assert found[(5, 200)] == 0 and found[(0, 100)] == 3
+    # Only photos of about the same brightness compared: the same pairs, less those too far apart.
+    brightness = rng.uniform(0, 255, 300)
+    brightness[100:110] = brightness[0] + np.repeat([39, 41], 5)  # 100-104 within reach of 0
+    i, j, distance = copies.hash_candidates(hashes, mirrors, max_distance=6, block=7,
+                                            brightness=brightness, window=40)  # fmt: skip
+    within = {pair: d for pair, d in expected.items()
+              if abs(brightness[pair[0]] - brightness[pair[1]]) <= 40}  # fmt: skip
+    assert dict(zip(zip(i.tolist(), j.tolist(), strict=True), distance.tolist(), strict=True)) == (
+        within
+    )
+    assert (0, 104) in within and (0, 105) not in within
 
 
 # --- the split -------------------------------------------------------------------------------

@@ -47,6 +47,11 @@ HASH_DISTANCE = 12
 THUMBNAIL_RMS = 6.0
 """Largest root-mean-square difference of near copies' aligned 8x8 colour thumbnails (0-255)."""
 PREFILTER_RMS = 12.0  # pairs whose thumbnails differ more than this before alignment are dropped
+BRIGHTNESS_WINDOW = 30.0
+"""Photos whose mean grey levels differ more than this are not compared: cutting up to 5 % off
+each side removes at most 9.75 % of the pixels, which moves the mean by at most 27.5 levels
+(0.0975 / 0.9025 x 255); resizing and recompressing move it by a level or two."""
+GREY_WEIGHTS = np.array([0.114, 0.587, 0.299], np.float32)  # B, G, R: OpenCV's BGR2GRAY
 CROP_FRACTIONS = (0.025, 0.05)  # the crops tried: 2.5 % and 5 % of a side, at 3 positions each
 
 # The DCT of an image mirrored left to right is the same with column v multiplied by (-1)^v.
@@ -96,43 +101,54 @@ def popcount(values, out):
     return bits.sum(axis=-1, dtype=np.uint8, out=out)  # NumPy 1.x: slower, the same
 
 
-def hash_candidates(hashes, mirrors, max_distance=HASH_DISTANCE, block=64, threads=None):
+def hash_candidates(hashes, mirrors, max_distance=HASH_DISTANCE, brightness=None,
+                    window=np.inf, block=64, threads=None):  # fmt: skip
     """``(i, j, distance)`` arrays of every pair ``i < j`` whose hashes differ in at most
-    ``max_distance`` bits, comparing ``hashes[i]`` with ``hashes[j]`` and ``mirrors[j]``.
+    ``max_distance`` bits: ``hashes[i]`` against ``hashes[j]``, and either photo's mirror
+    image (``mirrors``) against the other.
 
-    Every pair is compared, ``block`` rows at a time, by NumPy bit operations written into
-    buffers allocated once (allocating fresh ones per block costs more than the operations).
-    NumPy works outside Python's lock, so ``threads`` (one per CPU core) share the blocks.
+    With ``brightness`` (a number per photo), only pairs less than ``window`` apart in it are
+    compared: the photos are sorted by brightness, and each ``block`` of rows is compared with
+    the columns within reach, by NumPy bit operations written into buffers allocated once
+    (allocating fresh ones per block costs more than the operations). NumPy works outside
+    Python's lock, so ``threads`` (one per CPU core) share the blocks.
     """
-    hashes = np.asarray(hashes, np.uint64)
-    mirrors = np.asarray(mirrors, np.uint64)
     n = len(hashes)
+    order = np.argsort(brightness, kind="stable") if brightness is not None else np.arange(n)
+    level = np.zeros(n) if brightness is None else np.asarray(brightness, np.float64)[order]
+    hashes = np.asarray(hashes, np.uint64)[order]
+    mirrors = np.asarray(mirrors, np.uint64)[order]
     threads = threads or os.cpu_count() or 1
 
     def scan(first_block):
         buffers = [np.empty(block * n, dtype) for dtype in (np.uint64, np.uint8, np.uint8, bool)]
         found = [(np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0, np.uint8))]
         for start in range(first_block * block, n, threads * block):  # every threads-th block
-            rows = hashes[start : start + block, None]
-            shape = (len(rows), n - start)  # rows against the columns from `start` on
+            stop = min(start + block, n)
+            end = np.searchsorted(level, level[stop - 1] + window, side="right")
+            shape = (stop - start, end - start)  # rows against the columns within reach
             xor, distance, mirrored, close = (b[: shape[0] * shape[1]].reshape(shape)
                                               for b in buffers)  # fmt: skip
-            np.bitwise_xor(rows, hashes[None, start:], out=xor)
+            rows = hashes[start:stop, None]
+            np.bitwise_xor(rows, hashes[None, start:end], out=xor)
             popcount(xor, out=distance)
-            np.bitwise_xor(rows, mirrors[None, start:], out=xor)
+            np.bitwise_xor(rows, mirrors[None, start:end], out=xor)
+            np.minimum(distance, popcount(xor, out=mirrored), out=distance)
+            np.bitwise_xor(mirrors[start:stop, None], hashes[None, start:end], out=xor)
             np.minimum(distance, popcount(xor, out=mirrored), out=distance)
             np.less_equal(distance, max_distance, out=close)
             i, j = np.divmod(np.flatnonzero(close), shape[1])  # faster than 2-D nonzero
-            later = j > i  # each pair once, and never a photo with itself
-            i, j = i[later], j[later]
+            keep = (j > i) & (level[start + j] - level[start + i] <= window)  # each pair once
+            i, j = i[keep], j[keep]
             found.append((start + i, start + j, distance[i, j]))
         return [np.concatenate(parts) for parts in zip(*found, strict=True)]
 
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
         parts = list(pool.map(scan, range(threads)))
     i, j, distance = (np.concatenate(found) for found in zip(*parts, strict=True))
-    order = np.lexsort((j, i))  # the same order whatever the number of threads
-    return i[order], j[order], distance[order]
+    i, j = np.minimum(order[i], order[j]), np.maximum(order[i], order[j])
+    arranged = np.lexsort((j, i))  # the same order whatever the sorting and the threads
+    return i[arranged], j[arranged], distance[arranged]
 
 
 def crop_samplers(side=THUMBNAIL_SIDE):
@@ -180,12 +196,16 @@ def aligned_rms(first, second):
     return best
 
 
-def near_pairs(hashes, mirrors, thumbnails, chunk=8192):
-    """``[(i, j, hash distance, thumbnail RMS), ...]`` of the near copies among photos whose
-    features are ``hashes[i]``, ``mirrors[i]`` and ``thumbnails[i]`` (192 bytes each)."""
-    i, j, distance = hash_candidates(hashes, mirrors)
+def candidate_measures(hashes, mirrors, thumbnails, max_distance=HASH_DISTANCE, chunk=8192):
+    """``(i, j, hash distance, aligned thumbnail RMS)`` arrays of the pairs ``i < j`` of photos
+    (features ``hashes[i]``, ``mirrors[i]``, ``thumbnails[i]``, 192 bytes) that are about as
+    bright, whose hashes differ in at most ``max_distance`` bits and whose thumbnails differ
+    by at most ``PREFILTER_RMS`` before alignment."""
     shape = (len(thumbnails), THUMBNAIL_SIDE, THUMBNAIL_SIDE, 3)
     small = np.frombuffer(b"".join(thumbnails), np.uint8).reshape(shape).astype(np.float32)
+    brightness = small.reshape(len(small), -1, 3).mean(axis=1) @ GREY_WEIGHTS
+    i, j, distance = hash_candidates(hashes, mirrors, max_distance, brightness=brightness,
+                                     window=BRIGHTNESS_WINDOW)  # fmt: skip
     flat, flat_mirrored = small.reshape(len(small), -1), small[:, :, ::-1].reshape(len(small), -1)
     close = np.zeros(len(i), bool)
     for start in range(0, len(i), chunk):  # first the thumbnails as they are: cheap
@@ -198,6 +218,13 @@ def near_pairs(hashes, mirrors, thumbnails, chunk=8192):
         aligned_rms(small[i[start : start + 2048]], small[j[start : start + 2048]])
         for start in range(0, len(i), 2048)
     ])  # fmt: skip
+    return i, j, distance, rms
+
+
+def near_pairs(hashes, mirrors, thumbnails):
+    """``[(i, j, hash distance, thumbnail RMS), ...]`` of the near copies among photos whose
+    features are ``hashes[i]``, ``mirrors[i]`` and ``thumbnails[i]`` (192 bytes each)."""
+    i, j, distance, rms = candidate_measures(hashes, mirrors, thumbnails)
     found = rms <= THUMBNAIL_RMS
     return list(zip(i[found].tolist(), j[found].tolist(), distance[found].tolist(),
                     rms[found].tolist(), strict=True))  # fmt: skip
