@@ -28,6 +28,7 @@ from densenet_tutorial.data import (
     synthesize,
     verify,
 )
+from densenet_tutorial.data.files import read_csv
 from densenet_tutorial.data.layouts import find_images
 from densenet_tutorial.data.split import assign_parts, split_counts, split_key, write_split
 from densenet_tutorial.data.synth import COPY_KINDS, draw_animal, encode, make_copy, plan_copies
@@ -309,7 +310,7 @@ def test_a_file_whose_bytes_changed_is_decoded_again(tmp_path, decoded):
     root, files = find_images(source, out)
     verify.verify_images(root, files, out, workers=1, progress=False)
     assert decoded == [str(changed)]
-    rows = {row["path"]: row for row in verify.read_csv(out / "checked.csv")}
+    rows = {row["path"]: row for row in read_csv(out / "checked.csv")}
     assert rows["PetImages/Cat/2.jpg"]["sha256"] == hashlib.sha256(data).hexdigest()
     assert "PetImages/Dog/40.jpg" in rows and "PetImages/Dog/4.jpg" not in rows
 
@@ -327,4 +328,4 @@ def test_a_cache_of_the_older_kind_is_checked_again(tmp_path, decoded):
     )
     verify.verify_images(root, files, out, workers=1, progress=False)
     assert sorted(decoded) == sorted(str(root / path) for path, _ in files)
-    assert tuple(verify.read_csv(out / "checked.csv")[0]) == verify.CACHE_FIELDS
+    assert tuple(read_csv(out / "checked.csv")[0]) == verify.CACHE_FIELDS

@@ -258,18 +258,19 @@ def find_copies(photos):
 
 
 def record_copies(photos, out):
-    """``find_copies(photos)``, kept in ``OUT/copies.json``: a rerun on the same photos (the
-    same paths, labels and contents) reads the pairs back instead of comparing again."""
-    digest = hashlib.sha256(f"{__name__} {HASH_DISTANCE} {THUMBNAIL_RMS} {PREFILTER_RMS} "
-                            f"{CROP_FRACTIONS} pairs of each content: all".encode())  # fmt: skip
-    for path, label, sha256, (hash_, mirror, small) in sorted(photos):
-        digest.update(f"\n{path}\t{label}\t{sha256}\t{hash_}\t{mirror}\t".encode() + small)
+    """``find_copies`` of ``photos`` (``[(path, label, sha256, features), ...]``, the features
+    as ``encode_features`` writes them), kept in ``OUT/copies.json``: a rerun on the same
+    photos (the same paths, labels and contents) reads the pairs back instead."""
+    settings = (HASH_DISTANCE, THUMBNAIL_RMS, PREFILTER_RMS, BRIGHTNESS_WINDOW, CROP_FRACTIONS)
+    digest = hashlib.sha256(f"{__name__} {settings} symmetric hash distance".encode())
+    for photo in sorted(photos):
+        digest.update("\t".join((*photo[:3], *photo[3], "\n")).encode())
     record = Path(out) / "copies.json"
     if record.exists():
         saved = json.loads(record.read_text())
         if saved.get("inputs") == digest.hexdigest():
             return saved["pairs"]
-    pairs = find_copies(photos)
+    pairs = find_copies([(*photo[:3], decode_features(*photo[3])) for photo in photos])
     saved = {"inputs": digest.hexdigest(), "photos": len(photos), "hash_distance": HASH_DISTANCE,
              "thumbnail_rms": THUMBNAIL_RMS, "pairs": pairs}  # fmt: skip
     write_atomically(record, json.dumps(saved, indent=1) + "\n")

@@ -31,6 +31,7 @@ instead of decoding them again. A file whose bytes changed is decoded again.
 """
 
 import concurrent.futures
+import csv
 import hashlib
 import multiprocessing
 import os
@@ -43,7 +44,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from densenet_tutorial.data import copies
-from densenet_tutorial.data.files import read_csv, write_csv
+from densenet_tutorial.data.files import write_csv
 
 SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 """The first bytes of JPEG, PNG, GIF and BMP files: the formats ``tf.io.decode_image`` reads."""
@@ -155,13 +156,15 @@ CACHE_FIELDS = ("path", "size", "mtime_ns", *Verdict._fields)
 
 
 def read_cache(cache_file):
-    """``{path: row}`` of ``checked.csv``; empty if there is none, or it is of an older kind."""
+    """``{path: (size, mtime_ns, Verdict)}`` of ``checked.csv`` (all text); empty if there is
+    none, or it is of an older kind."""
     if not cache_file.exists():
         return {}
-    rows = read_csv(cache_file)
-    if rows and tuple(rows[0]) != CACHE_FIELDS:
-        return {}
-    return {row["path"]: row for row in rows}
+    with open(cache_file, encoding="utf-8", newline="") as file:
+        rows = csv.reader(file)
+        if tuple(next(rows, ())) != CACHE_FIELDS:
+            return {}
+        return {row[0]: (row[1], row[2], Verdict(*row[3:])) for row in rows}
 
 
 def check_images(root, files, out, workers=None, progress=True):
@@ -174,18 +177,17 @@ def check_images(root, files, out, workers=None, progress=True):
     for path, _ in files:
         status = os.stat(os.path.join(root, path))
         keys[path] = (str(status.st_size), str(status.st_mtime_ns))
-        row = cached.get(path)
-        if row and (row["size"], row["mtime_ns"]) == keys[path]:
-            verdicts[path] = Verdict(*(row[field] for field in Verdict._fields))
+        size, mtime_ns, verdict = cached.get(path, (None, None, None))
+        if (size, mtime_ns) == keys[path]:
+            verdicts[path] = verdict
         else:
             unknown.append(path)
     if unknown and cached:  # extracted again, moved or renamed: recognise them by content
-        by_content = {(row["size"], row["sha256"]): row for row in cached.values()}
+        by_content = {(size, verdict.sha256): verdict for size, _, verdict in cached.values()}
         digests = content_digests([root / path for path in unknown], progress)
         for path, digest in zip(unknown, digests, strict=True):
-            row = by_content.get((keys[path][0], digest))
-            if row:
-                verdicts[path] = Verdict(*(row[field] for field in Verdict._fields))
+            if (keys[path][0], digest) in by_content:
+                verdicts[path] = by_content[keys[path][0], digest]
         unknown = [path for path in unknown if path not in verdicts]
     checked = check_files([str(root / path) for path in unknown], workers, progress)
     verdicts.update(zip(unknown, checked, strict=True))
@@ -213,10 +215,8 @@ def keep_valid(files, verdicts, out):
 
 
 def photo_features(files, verdicts):
-    """``[(path, label, sha256, (hash, mirror hash, thumbnail)), ...]`` of valid ``files``
-    from their ``verdicts`` (``check_images``): what ``copies.find_copies`` reads."""
-    return [
-        (path, label, verdicts[path].sha256, copies.decode_features(
-            verdicts[path].hash, verdicts[path].mirror, verdicts[path].thumbnail))
-        for path, label in files
-    ]  # fmt: skip
+    """``[(path, label, sha256, (hash, mirror hash, thumbnail)), ...]`` of valid ``files``,
+    the features as ``checked.csv`` keeps them (text): what ``copies.record_copies`` reads."""
+    return [(path, label, verdicts[path].sha256,
+             (verdicts[path].hash, verdicts[path].mirror, verdicts[path].thumbnail))
+            for path, label in files]  # fmt: skip
