@@ -104,7 +104,8 @@ def error_rates(originals=1000, distinct=25000, seed=0):
     distance, rms = measured[:, 0], measured[:, 1]
     false_pairs = {(h, t): int(((distance <= h) & (rms <= t)).sum())
                    for h in HASH_DISTANCES for t in THUMBNAIL_RMS}  # fmt: skip
-    return {"found": found, "false_pairs": false_pairs,
+    hash_alone = len(copies.hash_candidates([p[0] for p in photos], [p[1] for p in photos])[0])
+    return {"found": found, "false_pairs": false_pairs, "hash_alone": hash_alone,
             "distinct_pairs": distinct * (distinct - 1) // 2}  # fmt: skip
 
 
@@ -154,6 +155,8 @@ def main():
         found = ", ".join(f"{name} {shares[chosen]:.1%}" for name, shares in rates["found"].items())
         false = f"{rates['false_pairs'][chosen]:,} of {rates['distinct_pairs']:,}"
         print(f"At the chosen thresholds: found {found}; false pairs {false}")
+        print(f"The hash alone (at most {copies.HASH_DISTANCE} bits apart, either mirrored) "
+              f"would take {rates['hash_alone']:,} distinct pairs for copies.")  # fmt: skip
     if args.files_per_class:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

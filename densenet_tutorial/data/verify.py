@@ -136,10 +136,19 @@ def check_files(paths, workers=None, progress=True):
 
 def content_digests(paths, progress=True, chunk=512):
     """The SHA-256 of each file of ``paths``, read in threads (hashlib and file reads release
-    Python's lock), ``chunk`` files per task."""
+    Python's lock), ``chunk`` files per task, each thread reading into a buffer of its own."""
 
     def digests(some):
-        return [hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in some]
+        buffer = bytearray(1 << 20)
+        view = memoryview(buffer)
+        found = []
+        for path in some:
+            digest = hashlib.sha256()
+            with open(path, "rb", buffering=0) as file:
+                while size := file.readinto(buffer):
+                    digest.update(view[:size])
+            found.append(digest.hexdigest())
+        return found
 
     chunks = [paths[start : start + chunk] for start in range(0, len(paths), chunk)]
     found = []
