@@ -10,18 +10,20 @@ anyway (``verify.inspect_file``):
 - **near copies**: the same picture, found in two steps. First the *perceptual hash*
   (``perceptual_hash``: the signs of the 8x8 lowest frequencies of the discrete cosine
   transform of a 32x32 grey thumbnail, compared with their median: the "pHash" of Zauner,
-  *Implementation and Benchmarking of Perceptual Image Hash Functions*, 2010, and of the
-  ``imagehash`` library's ``phash``) must differ in at most ``HASH_DISTANCE`` of its 64
-  bits, for the photo or its mirror image. Then the 8x8 colour thumbnails must agree to
-  within ``THUMBNAIL_RMS`` grey levels (root mean square), after the best of the small crops
-  (up to 5 % of each side) and the mirror image that could turn one into the other.
+  *Implementation and Benchmarking of Perceptual Image Hash Functions*, 2010, as the
+  ``imagehash`` library's ``phash`` computes it, up to its resampling filter and the DCT's
+  scale) must differ in at most ``HASH_DISTANCE`` of its 64 bits, for the photos or one's
+  mirror image. Then the 8x8 colour thumbnails must agree to within ``THUMBNAIL_RMS`` grey
+  levels (root mean square), after the best of the small crops (up to 5 % of each side) and
+  the mirror image that could turn one into the other.
 
-The hash alone is not enough: it keeps only the layout of light and dark, and 25,000
-generated photos (a grey background and an animal near the centre) have thousands of
-distinct pairs within a few bits of each other; the thumbnail check, colours included,
-keeps none of them (``benchmarks/copies.py`` measures both kinds of error). Comparing
-every hash with every other is done in blocks of NumPy bit operations (about a second for
-25,000 photos); only the pairs the hash lets through are compared further.
+The hash alone is not enough: it keeps only the layout of light and dark, and among 25,000
+generated photos (a grey background and an animal near the centre) it finds hundreds of
+thousands of distinct pairs within 12 bits; the thumbnail check, colours included, keeps
+none of them (``benchmarks/copies.py`` measures both kinds of error). Only photos about as
+bright are compared (``BRIGHTNESS_WINDOW``), hash against hash in blocks of NumPy bit
+operations (about a second for 25,000 photos), and only the pairs the hash lets through
+are compared further.
 """
 
 import base64

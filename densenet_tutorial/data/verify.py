@@ -198,12 +198,12 @@ def check_images(root, files, out, workers=None, progress=True):
             unknown.append(path)
     if unknown and cached:  # extracted again, moved or renamed: recognise them by content
         by_content = {(size, verdict.crc32): verdict for size, _, verdict in cached.values()}
-        sums = checksums([root / path for path in unknown], progress)
+        sums = checksums([os.path.join(root, path) for path in unknown], progress)
         for path, crc in zip(unknown, sums, strict=True):
             if (keys[path][0], crc) in by_content:
                 verdicts[path] = by_content[keys[path][0], crc]
         unknown = [path for path in unknown if path not in verdicts]
-    checked = check_files([str(root / path) for path in unknown], workers, progress)
+    checked = check_files([os.path.join(root, path) for path in unknown], workers, progress)
     verdicts.update(zip(unknown, checked, strict=True))
     write_csv(cache_file, CACHE_FIELDS,
               [(path, *keys[path], *verdicts[path]) for path in sorted(keys)])  # fmt: skip
