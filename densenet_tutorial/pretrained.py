@@ -10,7 +10,7 @@ from pathlib import Path
 
 import keras
 
-from densenet_tutorial.errors import SettingError
+from densenet_tutorial.errors import MissingInputError, ProjectError, SettingError
 
 IMAGENET_CLASSES = 1000
 
@@ -86,6 +86,7 @@ def doubtful_photos(split_dir, weights="imagenet", image_size=224, limit=None,
     """The photos of ``parts`` of a split that DenseNet-169 with ``weights`` (ImageNet's, or a
     weights file of ``keras.applications.DenseNet169`` with its classifier) finds doubtful
     (``data.doubtful.find_doubtful``), and how many photos it looked at (the first ``limit``).
+    Raises ``MissingInputError`` when the ImageNet weights cannot be downloaded.
 
     The network built from scratch, ``model.densenet169(num_classes=1000)``, with those
     weights copied in (``load_imagenet_weights``), at ``image_size`` pixels.
@@ -100,5 +101,15 @@ def doubtful_photos(split_dir, weights="imagenet", image_size=224, limit=None,
         rows += part_rows
     rows = rows[:limit]
     network = densenet169(input_shape=(image_size, image_size, 3), num_classes=IMAGENET_CLASSES)
-    load_imagenet_weights(network, weights)
+    try:
+        load_imagenet_weights(network, weights)
+    except ProjectError:
+        raise
+    except Exception as error:  # Keras raises a bare Exception when a download fails
+        if weights != "imagenet":
+            raise
+        raise MissingInputError(
+            f"Keras could not download the ImageNet weights of DenseNet-169 (about 57 MB, once): "
+            f"{error}"
+        ) from error
     return find_doubtful(network, root, rows, image_size=image_size), len(rows)

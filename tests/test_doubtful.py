@@ -103,3 +103,21 @@ def test_the_gallery_names_each_photo_and_why(photos):
         "red.jpg (dog)\n100% sure it is a cat\ntop: a cat 100%",
     ]
     assert len(figure.axes) == 4 and plot_doubtful([], root) is None
+
+
+def test_no_network_for_the_imagenet_weights_is_one_clear_error(synthetic_split, tmp_path,
+                                                                   monkeypatch):  # fmt: skip
+    """Keras downloads the weights into its cache; with an empty cache and no network (a proxy
+    that refuses connections), notebook 01 says so in one line and goes on without a gallery."""
+    from densenet_tutorial.errors import MissingInputError
+    from densenet_tutorial.pretrained import doubtful_photos
+
+    # An empty Keras cache: keras_home() returns this module variable (set from KERAS_HOME at
+    # import, so setting the variable now would come too late).
+    monkeypatch.setattr("keras.src.backend.config._KERAS_DIR", str(tmp_path / "keras"))
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # the discard port: nothing listens
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(MissingInputError, match="could not download the ImageNet weights"):
+        doubtful_photos(synthetic_split, "imagenet", image_size=32, limit=2)
