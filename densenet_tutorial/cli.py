@@ -73,13 +73,14 @@ def cmd_explain(args):
 
 
 def cmd_prepare(args):
-    """Download (or take --source), check every image, split 17,000/4,000/4,000."""
-    from densenet_tutorial.data import prepare
+    """Download (or take --source), check every image, find copies, split 17,000/4,000/4,000."""
+    from densenet_tutorial.data import describe_copies, prepare
 
     split_dir = prepare(
         source=args.source, handle=args.handle, out=args.out, seed=args.seed,
         val_per_class=args.val_per_class, test_per_class=args.test_per_class,
     )  # fmt: skip
+    print(describe_copies(split_dir.parent))
     print(f"Split written to {split_dir}")
 
 

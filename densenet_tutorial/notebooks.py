@@ -17,6 +17,8 @@ from densenet_tutorial.model import depth
 
 QUICK_IMAGES_PER_CLASS = 250  # generated images of each class in quick mode
 QUICK_HELD_OUT_PER_CLASS = 40  # of them for validation, and as many for test (16 % each)
+QUICK_DOUBTFUL_PHOTOS = 8  # photos notebook 01 shows the stand-in ImageNet network in quick mode
+QUICK_DOUBTFUL_SIZE = 32  # at this side in pixels (DenseNet-169 takes 29 at least)
 PREPARING = (
     "No split of the Cats-vs-Dogs photos on this runtime yet: preparing it now, as notebook "
     "01 does. kagglehub downloads the 25,000 photos (minutes, depending on the network), then "
@@ -33,15 +35,16 @@ def data_folder(data_dir, quick):
 def prepare_images(data_dir="data", quick=False):
     """Notebook 01: get, check and split the images; return the folder that holds ``splits/``.
 
-    Quick mode generates a small learnable stand-in, broken files included (so the check
-    has something to reject), and the animals' masks in ``masks/`` (so that heatmaps can be
-    scored), instead of downloading 25,000 photos from Kaggle.
+    Quick mode generates a small learnable stand-in, broken files and copies included (so the
+    check has something to reject and to find), and the animals' masks in ``masks/`` (so that
+    heatmaps can be scored), instead of downloading 25,000 photos from Kaggle.
     """
     out = data_folder(data_dir, quick)
     if not quick:
         prepare(out=out)
         return out
-    synthesize(out / "images", QUICK_IMAGES_PER_CLASS, broken=True, masks=out / "masks")
+    synthesize(out / "images", QUICK_IMAGES_PER_CLASS, broken=True, masks=out / "masks",
+               copies=True)  # fmt: skip
     held_out = QUICK_HELD_OUT_PER_CLASS
     prepare(source=out / "images", out=out, val_per_class=held_out, test_per_class=held_out)
     return out

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import keras
 
-from densenet_tutorial.errors import SettingError
+from densenet_tutorial.errors import MissingInputError, ProjectError, SettingError
 
 IMAGENET_CLASSES = 1000
 
@@ -79,3 +79,37 @@ def random_weights_file(path, with_top=False, input_shape=(224, 224, 3), seed=0)
                                rng.uniform(0.5, 1.5, variance.shape)])  # fmt: skip
     reference.save_weights(path)
     return path
+
+
+def doubtful_photos(split_dir, weights="imagenet", image_size=224, limit=None,
+                    parts=("val", "test")):  # fmt: skip
+    """The photos of ``parts`` of a split that DenseNet-169 with ``weights`` (ImageNet's, or a
+    weights file of ``keras.applications.DenseNet169`` with its classifier) finds doubtful
+    (``data.doubtful.find_doubtful``), and how many photos it looked at (the first ``limit``).
+    Raises ``MissingInputError`` when the ImageNet weights cannot be downloaded.
+
+    The network built from scratch, ``model.densenet169(num_classes=1000)``, with those
+    weights copied in (``load_imagenet_weights``), at ``image_size`` pixels.
+    """
+    from densenet_tutorial.data.doubtful import find_doubtful
+    from densenet_tutorial.data.split import read_split
+    from densenet_tutorial.model import densenet169
+
+    rows = []
+    for part in parts:
+        root, part_rows = read_split(split_dir, part)
+        rows += part_rows
+    rows = rows[:limit]
+    network = densenet169(input_shape=(image_size, image_size, 3), num_classes=IMAGENET_CLASSES)
+    try:
+        load_imagenet_weights(network, weights)
+    except ProjectError:
+        raise
+    except Exception as error:  # Keras raises a bare Exception when a download fails
+        if weights != "imagenet":
+            raise
+        raise MissingInputError(
+            f"Keras could not download the ImageNet weights of DenseNet-169 (about 57 MB, once): "
+            f"{error}"
+        ) from error
+    return find_doubtful(network, root, rows, image_size=image_size), len(rows)

@@ -382,7 +382,11 @@ def test_red_stays_red_and_moved_images_are_found(tmp_path):
     for label, bgr in (("cat", (0, 0, 255)), ("dog", (255, 0, 0))):  # red cats, blue dogs
         (source / f"{label}s").mkdir(parents=True)
         for n in range(6):
-            cv2.imwrite(str(source / f"{label}s" / f"{n}.jpg"), np.full((30, 40, 3), bgr, np.uint8))
+            image = np.full((30, 40, 3), bgr, np.uint8)
+            # A small black mark, in a place of its own: otherwise the six are copies of each
+            # other, which the split keeps together (and could not share out 4 / 1 / 1).
+            image[2 + 4 * n : 5 + 4 * n, 2 + 6 * n : 5 + 6 * n] = 0
+            cv2.imwrite(str(source / f"{label}s" / f"{n}.jpg"), image)
     split_dir = quiet_prepare(source=source, out=tmp_path / "out")
     shutil.move(source, tmp_path / "moved")
     images, labels = as_arrays(make_dataset(split_dir, "train", 16, 8, root=tmp_path / "moved"))

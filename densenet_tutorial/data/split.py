@@ -6,10 +6,14 @@ Validation and test take ``val_per_class`` and ``test_per_class`` images of each
 PetImages after cleaning, a quick run) the parts keep the same proportions, 68 / 16 / 16,
 with a warning.
 
-Which image goes where depends only on the seed and the image's path relative to the
-source root: images are ordered by a hash of ``seed/path``, not by the file system's
-listing order and not by where the folder lives, so the same files give the same split
-on any machine. The manifests are written atomically, ``meta.json`` last.
+Which image goes where depends only on the seed, the image's path relative to the source
+root, and the groups of copies (``copies``): images are ordered by a hash of ``seed/path``,
+not by the file system's listing order and not by where the folder lives, so the same files
+give the same split on any machine (with the same OpenCV: a near copy at the threshold could
+be judged otherwise by another decoder). All copies of a photo land in the same part, so no
+validation or test photo has a copy in training, and the counts stay exact; a group labelled
+both cat and dog goes to training, where it cannot bias a score. The manifests are written
+atomically, ``meta.json`` last; it records how many groups there were and where they went.
 """
 
 import hashlib
@@ -65,33 +69,74 @@ def split_key(path, seed):
     return hashlib.sha256(f"{seed}/{path}".encode()).hexdigest()
 
 
-def assign_parts(files, counts, seed=0):
+def assign_parts(files, counts, seed=0, groups=()):
     """``{part: [(relative_path, label), ...]}``, each part sorted by path.
 
-    Each class's images are ordered by ``split_key``; validation takes the first ones,
-    test the next, training the rest.
+    Images are placed in units: a group of copies (``groups``: lists of paths) or a single
+    image. Each class's units are ordered by the ``split_key`` of their first path;
+    validation takes each unit that still fits in its count, then test, and training the
+    rest, so the counts are exact and every copy of a photo is in the same part. A group
+    labelled both cat and dog goes to training. Raises RunError if the groups leave no way
+    to fill validation and test exactly (groups larger than what is left to fill).
     """
+    labels = dict(files)
+    grouped = copy_groups_among(groups, labels)
+    in_group = {path for group in grouped for path in group}
+    units = sorted([[path] for path in labels if path not in in_group] + grouped)
     parts = {part: [] for part in PARTS}
+    for unit in units:
+        if len({labels[path] for path in unit}) > 1:
+            parts["train"] += unit
     for label in sorted(counts["train"]):
         ordered = sorted(
-            (path for path, lab in files if lab == label), key=lambda p: split_key(p, seed)
+            (unit for unit in units if {labels[path] for path in unit} == {label}),
+            key=lambda unit: split_key(unit[0], seed),
         )
-        n_val, n_test = counts["val"][label], counts["test"][label]
-        parts["val"] += [(path, label) for path in ordered[:n_val]]
-        parts["test"] += [(path, label) for path in ordered[n_val : n_val + n_test]]
-        parts["train"] += [(path, label) for path in ordered[n_val + n_test :]]
-    return {part: sorted(pairs) for part, pairs in parts.items()}
+        room = {"val": counts["val"][label], "test": counts["test"][label]}
+        for unit in ordered:
+            part = next((held for held in ("val", "test") if len(unit) <= room[held]), "train")
+            if part != "train":
+                room[part] -= len(unit)
+            parts[part] += unit
+        if room["val"] or room["test"]:
+            raise RunError(
+                f"Could not give validation and test exactly {counts['val'][label]:,} and "
+                f"{counts['test'][label]:,} {label} images while keeping copies together: "
+                "the groups of copies are too large. Lower --val-per-class/--test-per-class."
+            )
+    return {part: sorted((path, labels[path]) for path in paths) for part, paths in parts.items()}
 
 
-def write_split(files, out, root, seed=0, val_per_class=2000, test_per_class=2000, **about):
+def copy_groups_among(groups, labels):
+    """The groups (sorted lists of paths) restricted to the images in ``labels``, if they
+    still hold two or more."""
+    groups = [sorted(path for path in group if path in labels) for group in groups]
+    return [group for group in groups if len(group) > 1]
+
+
+def placement(parts, groups, labels):
+    """What ``meta.json`` records of the groups of copies: how many, and in which part."""
+    part_of = {path: part for part, pairs in parts.items() for path, _ in pairs}
+    groups = copy_groups_among(groups, labels)
+    return {
+        "groups": len(groups),
+        "images": sum(len(group) for group in groups),
+        "labelled_both": sum(len({labels[path] for path in group}) > 1 for group in groups),
+        "placed": {part: sum(part_of[group[0]] == part for group in groups) for part in PARTS},
+    }
+
+
+def write_split(files, out, root, seed=0, val_per_class=2000, test_per_class=2000, groups=(),
+                **about):  # fmt: skip
     """Split ``files`` and write ``OUT/splits/{train,val,test}.csv`` and ``meta.json``.
 
-    ``about`` is recorded in ``meta.json`` as is (for example the handle and its version,
-    the number of rejected files). Returns the split folder.
+    ``groups`` are the groups of copies (lists of paths) to keep together. ``about`` is
+    recorded in ``meta.json`` as is (for example the handle and its version, the number of
+    rejected files). Returns the split folder.
     """
     class_sizes = Counter(label for _, label in files)
     counts = split_counts(dict(class_sizes), val_per_class, test_per_class)
-    parts = assign_parts(files, counts, seed)
+    parts = assign_parts(files, counts, seed, groups)
     split_dir = Path(out) / "splits"
     for part in PARTS:
         write_csv(split_dir / f"{part}.csv", ("path", "label"), parts[part])
@@ -101,6 +146,7 @@ def write_split(files, out, root, seed=0, val_per_class=2000, test_per_class=200
         "seed": seed,
         "class_names": list(CLASS_NAMES),
         "counts": {part: {"total": len(parts[part]), **counts[part]} for part in PARTS},
+        "copies": placement(parts, groups, dict(files)),
     }
     write_atomically(split_dir / "meta.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return split_dir

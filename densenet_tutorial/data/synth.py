@@ -13,7 +13,10 @@ network separates the classes after an epoch or two, which is what a test of the
 loop needs. The files are written in any layout of ``LAYOUTS`` (the layouts of the Kaggle
 handles), and ``broken=True`` adds the kinds of files found in the real downloads:
 zero-byte, truncated, non-image, ``Thumbs.db``, corrupt data, and the valid but unusual
-grayscale, CMYK and PNG-inside-``.jpg`` images.
+grayscale, CMYK and PNG-inside-``.jpg`` images. ``copies=True`` adds copies of a few photos,
+as the real downloads hold them (``plan_copies``): the same file under another name, in
+another folder and in the other class, and the same photo resized, recompressed, cropped or
+mirrored.
 """
 
 import contextlib
@@ -33,6 +36,10 @@ COLOURS = {"cat": (40, 110, 200), "dog": (170, 120, 60)}  # mean BGR: orange-bro
 IMAGE_SIZE = (500, 375)  # width, height: the typical Kaggle Cats-vs-Dogs photo
 BROKEN_KINDS = ("empty", "truncated", "not-an-image", "thumbs-db", "corrupt-data")
 UNUSUAL_KINDS = ("grayscale", "cmyk", "png-inside-jpg")
+COPY_KINDS = ("copy", "resized", "recompressed", "cropped", "mirrored")
+"""How ``copies=True`` makes a copy: the same bytes; half the width and height; JPEG quality
+60 instead of 90; 5 % of the width and of the height cut away (half on each side); mirrored
+left to right."""
 
 
 def draw_animal(label, rng, size=IMAGE_SIZE):
@@ -82,6 +89,25 @@ def encode(image, kind="jpeg"):
     return buffer.getvalue()
 
 
+def make_copy(kind, image, mask, original):
+    """``(bytes, mask)`` of a ``kind`` copy (``COPY_KINDS``) of ``image``, saved as ``original``."""
+    height, width = image.shape[:2]
+    if kind == "copy":
+        return original, mask
+    if kind == "recompressed":
+        return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 60])[1].tobytes(), mask
+    if kind == "resized":
+        half = (max(1, width // 2), max(1, height // 2))
+        image = cv2.resize(image, half, interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(mask, half, interpolation=cv2.INTER_NEAREST)
+    elif kind == "cropped":
+        dy, dx = round(height * 0.025), round(width * 0.025)
+        image, mask = (m[dy : height - dy, dx : width - dx] for m in (image, mask))
+    elif kind == "mirrored":
+        image, mask = image[:, ::-1], mask[:, ::-1]
+    return encode(np.ascontiguousarray(image)), np.ascontiguousarray(mask)
+
+
 def mask_path(masks, path):
     """Where ``synthesize(..., masks=masks)`` keeps the mask of the image at ``path``."""
     return Path(masks) / PurePosixPath(path).with_suffix(".png")
@@ -102,14 +128,13 @@ def file_path(layout, label, n, part="train"):
 def plan_files(layout, per_class, broken):
     """``{relative_path: (label, kind)}`` of every file to write.
 
-    One in five images goes to ``test/`` in the class-folders layout (as on Kaggle); the
-    broken and unusual files get the next numbers of each class.
+    The images are where ``original_path`` puts them; the broken and unusual files get the
+    next numbers of each class.
     """
     plan = {}
     for label in CLASS_NAMES:
         for n in range(per_class):
-            part = "test" if layout == "class-folders" and n % 5 == 4 else "train"
-            plan[file_path(layout, label, n, part)] = (label, "jpeg")
+            plan[original_path(layout, label, n)] = (label, "jpeg")
         if broken:
             for i, kind in enumerate(BROKEN_KINDS + UNUSUAL_KINDS):
                 path = file_path(layout, label, per_class + i)
@@ -119,12 +144,51 @@ def plan_files(layout, per_class, broken):
     return plan
 
 
+def original_path(layout, label, n):
+    """Where ``plan_files`` puts image ``n`` of class ``label``: one in five goes to ``test/``
+    in the class-folders layout, as on Kaggle."""
+    part = "test" if layout == "class-folders" and n % 5 == 4 else "train"
+    return file_path(layout, label, n, part)
+
+
+def plan_copies(layout, per_class):
+    """``{copy_path: (label, kind, original_path)}`` of the copies ``copies=True`` adds.
+
+    For each class: the first photo copied byte for byte under another name in its folder,
+    in another folder (the ``class-folders`` layout only: ``test/`` for ``train/``) and into
+    the other class; the second resized and mirrored (a group of three); the third
+    recompressed; the fourth cropped. The copies take numbers from ``per_class + 20``.
+    """
+    plan = {}
+    for label, other in (CLASS_NAMES, CLASS_NAMES[::-1]):
+        wanted = [
+            (0, "copy", label, "same"),
+            (0, "copy", label, "other folder"),
+            (0, "copy", other, "same"),
+            (1, "resized", label, "same"),
+            (1, "mirrored", label, "same"),
+            (2, "recompressed", label, "same"),
+            (3, "cropped", label, "same"),
+        ]
+        number = per_class + (20 if label == CLASS_NAMES[0] else 40)
+        for n, kind, as_label, where in wanted:
+            if n >= per_class or (where == "other folder" and layout != "class-folders"):
+                continue
+            part = "test" if where == "other folder" else "train"
+            plan[file_path(layout, as_label, number, part)] = (
+                as_label, kind, original_path(layout, label, n)
+            )  # fmt: skip
+            number += 1
+    return plan
+
+
 def synthesize(out, per_class, layout="class-folders", broken=False, seed=0, size=IMAGE_SIZE,
-               progress=False, masks=None):  # fmt: skip
+               progress=False, masks=None, copies=False):  # fmt: skip
     """Write ``per_class`` generated images of each class to ``out`` in ``layout``.
 
     Returns ``{relative_path: kind}`` of every file written, where ``kind`` is ``"jpeg"``
-    for a plain image or one of ``BROKEN_KINDS`` / ``UNUSUAL_KINDS``. With the
+    for a plain image or one of ``BROKEN_KINDS`` / ``UNUSUAL_KINDS`` / ``COPY_KINDS`` (with
+    ``copies=True``; ``plan_copies`` says of which photo each is a copy). With the
     ``"competition"`` layout the files are inside ``out/train.zip``. ``Thumbs.db`` is
     written next to the images; only in layouts with class folders does it carry a label
     (and so get checked and rejected), elsewhere it is just not part of the data set.
@@ -135,21 +199,32 @@ def synthesize(out, per_class, layout="class-folders", broken=False, seed=0, siz
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     plan = plan_files(layout, per_class, broken)
+    copied = plan_copies(layout, per_class) if copies else {}
+    originals = {original for _, _, original in copied.values()}
+    drawn = {}
     with contextlib.ExitStack() as stack:
         if layout == "competition":
             archive = stack.enter_context(zipfile.ZipFile(out / "train.zip", "w"))
             (out / "sampleSubmission.csv").write_text("id,label\n1,0\n")
-        for path, (label, kind) in tqdm(plan.items(), "Generating images", disable=not progress):
-            image, mask = draw_animal(label, rng, size)
-            data = encode(image, kind)
-            if masks is not None and kind == "jpeg":
+
+        def write(path, data, mask):
+            if masks is not None and mask is not None:
                 write_mask(Path(masks), path, mask)
             if layout == "competition":
                 archive.writestr(path, data)
             else:
                 (out / path).parent.mkdir(parents=True, exist_ok=True)
                 (out / path).write_bytes(data)
+
+        for path, (label, kind) in tqdm(plan.items(), "Generating images", disable=not progress):
+            image, mask = draw_animal(label, rng, size)
+            data = encode(image, kind)
+            if path in originals:
+                drawn[path] = (image, mask, data)
+            write(path, data, mask if kind == "jpeg" else None)
+        for path, (_, kind, original) in copied.items():
+            write(path, *make_copy(kind, *drawn[original]))
     if layout == "train-train":  # the handle's unlabelled test images
         (out / "test" / "test").mkdir(parents=True, exist_ok=True)
         (out / "test" / "test" / "1.jpg").write_bytes(encode(draw_animal("cat", rng, size)[0]))
-    return {path: kind for path, (_, kind) in plan.items()}
+    return {path: kind for path, (_, kind, *_) in {**plan, **copied}.items()}
