@@ -164,8 +164,8 @@ def run_folder(
         raise SettingError(f"{', '.join(unknown)}: not an option of train().")
     words = [f"densenet{depth(blocks)}", f"k{growth_rate}", f"{image_size}px", f"b{batch_size}",
              f"{epochs}ep"]  # fmt: skip
-    words += [option_word(name, value) for name, value in options.items()
-              if value != defaults[name]]  # fmt: skip
+    words += [option_word(name, options[name]) for name in defaults  # train()'s order
+              if name in options and options[name] != defaults[name]]  # fmt: skip
     if data is not None:
         folder = Path(data)
         folder = folder.parent if folder.name == "splits" else folder
