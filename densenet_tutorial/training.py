@@ -118,7 +118,7 @@ def learning_rate_schedule(global_batch, steps_per_epoch, epochs, learning_rate=
     warmup_steps = max(1, round(WARMUP_FRACTION * total_steps))
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0,
-        decay_steps=total_steps - warmup_steps,
+        decay_steps=max(1, total_steps - warmup_steps),  # a run of one step: no decay left
         warmup_target=learning_rate * global_batch / REFERENCE_BATCH,
         warmup_steps=warmup_steps,
     )
