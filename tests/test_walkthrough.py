@@ -288,3 +288,5 @@ def test_warm_up_starts_from_zero():
     schedule = training.learning_rate_schedule(32, steps_per_epoch=100, epochs=40)
     assert float(schedule(0)) == 0.0
     assert float(schedule(200)) == pytest.approx(0.1 * 32 / 256)
+    one_step = training.learning_rate_schedule(32, steps_per_epoch=1, epochs=1)  # a tiny subset
+    assert float(one_step(1)) == pytest.approx(0.1 * 32 / 256)
