@@ -3,8 +3,9 @@
 One short function per idea of the paper (section numbers refer to arXiv 1608.06993v5):
 
 - ``composite_function``: H(.) = BN -> ReLU -> Conv, the pre-activation unit (Sec. 3);
-- ``bottleneck``: the 1x1 BN-ReLU-Conv that narrows a dense layer's input to
-  ``bottleneck_width * k`` channels (Sec. 3, "Bottleneck layers");
+- ``bottleneck``: the 1x1 BN-ReLU-Conv that brings a dense layer's input to
+  ``bottleneck_width * k`` channels (Sec. 3, "Bottleneck layers"): it narrows a wide input
+  deep in a block and widens the narrow one at the start of the first;
 - ``dense_layer``: one layer of a dense block, the bottleneck, then BN-ReLU-Conv(3x3) to
   ``k`` new feature maps;
 - ``dense_block``: layer l sees the concatenation of all earlier feature maps (Eq. 2);

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from densenet_tutorial.data import prepare, read_split, synthesize
 from densenet_tutorial.data.files import write_atomically
-from densenet_tutorial.errors import MissingInputError
+from densenet_tutorial.errors import MissingInputError, SettingError
 from densenet_tutorial.model import depth
 
 QUICK_IMAGES_PER_CLASS = 250  # generated images of each class in quick mode
@@ -74,28 +74,59 @@ def split_is_usable(split_dir):
 
 
 RUN_SETTINGS = ("blocks", "growth_rate", "image_size", "batch_size", "epochs")
+"""Notebook 03's parameters: the network and the budget, the start of a run folder's name."""
+NOT_RUN_SETTINGS = ("data_dir", "out_dir", "quick", "estimate", "callbacks", "verbose")
+"""Arguments of ``train`` that say where and how to run, not what is trained."""
+DEFAULT_DATA = ("cats-vs-dogs", "synthetic")  # the folders ``data_folder`` names
+
+
+def train_options():
+    """``train``'s other options with their defaults: ``{"augment": True, "seed": 42, ...}``.
+
+    Read from ``train``'s signature, so an option added there is part of every run's name.
+    """
+    import inspect
+
+    from densenet_tutorial.training import train
+
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(train).parameters.items()
+        if name not in RUN_SETTINGS + NOT_RUN_SETTINGS
+    }
 
 
 def training_settings(quick, **given):
     """Notebook 03's run: the settings ``given`` (not None), else the recipe's.
 
     The recipe is ``training.FULL`` (DenseNet-169, k = 32, 224 px, 40 epochs) or, in quick
-    mode, ``training.QUICK``; the batch is ``training.BATCH_SIZE`` images per replica.
+    mode, ``training.QUICK``; the batch is ``training.BATCH_SIZE`` images per replica. Any
+    other option of ``train`` may be given too (``augment=False``, ``seed=1``, ...): it is
+    kept, and names the run folder (``run_folder``).
     """
     from densenet_tutorial.training import BATCH_SIZE, FULL, QUICK
 
+    options = train_options()
+    unknown = sorted(set(given) - set(RUN_SETTINGS) - set(options))
+    if unknown:
+        raise SettingError(
+            f"{', '.join(unknown)}: not an option of train(); the options are "
+            f"{', '.join(RUN_SETTINGS + tuple(options))}."
+        )
     recipe = {**(QUICK if quick else FULL), "batch_size": BATCH_SIZE}
     settings = {
         name: recipe[name] if given.get(name) is None else given[name] for name in RUN_SETTINGS
     }
-    return {**settings, "blocks": tuple(settings["blocks"])}
+    chosen = {name: given[name] for name in options if given.get(name) is not None}
+    return {**settings, "blocks": tuple(settings["blocks"]), **chosen}
 
 
 def trained_settings(runs_dir, quick, **given):
     """Notebooks 04-06: the settings ``given`` (not None), else those of 03's last run.
 
-    So a learner who changes k (or the batch) in notebook 03 and runs it finds the new
-    model in 04 and 05 without editing them; an explicit value still wins.
+    So a learner who changes k (or the batch, or an option such as ``augment=False``) in
+    notebook 03 and runs it finds the new model in 04 and 05 without editing them; an
+    explicit value still wins.
     """
     record = last_run_file(runs_dir, quick)
     last = json.loads(record.read_text()) if record.exists() else {}
@@ -104,23 +135,59 @@ def trained_settings(runs_dir, quick, **given):
 
 
 def last_run_file(runs_dir, quick):
-    """Where notebook 03 records the settings of the run it started last."""
+    """Where notebook 03 records the settings of the run it trained last."""
     return Path(runs_dir) / ("last-run-quick.json" if quick else "last-run.json")
 
 
 def remember_run(runs_dir, quick, settings):
-    """Record ``settings`` as notebook 03's last run (read by ``trained_settings``)."""
+    """Record ``settings`` as notebook 03's last run (read by ``trained_settings``).
+
+    Notebook 03 calls it once the run is trained, not when its settings are chosen: trying
+    another batch in the settings cell leaves notebooks 04-06 on the model that exists.
+    """
     write_atomically(last_run_file(runs_dir, quick), json.dumps(settings, indent=2) + "\n")
 
 
-def run_folder(runs_dir, quick, blocks, growth_rate, image_size, batch_size, epochs):
-    """The folder of one training run, named after what sets it apart from the others.
+def run_folder(
+    runs_dir, quick, blocks, growth_rate, image_size, batch_size, epochs, data=None, **options
+):
+    """The folder of one training run, named after every setting that sets it apart.
 
-    The batch is part of the name: after running out of memory, a smaller ``BATCH_SIZE``
-    starts a new run instead of being refused by the old one's ``config.json``.
+    ``train`` refuses a folder that holds a run of other settings (``check_run_folder``), so
+    the name holds them all: the network and the budget (``densenet169-k32-224px-b32-40ep``),
+    then a word for each option of ``train`` that differs from its default (``-no-augment``,
+    ``-seed1``, ``-lr0.01``, ``-imagenet`` ...), the data when it is not the split notebook 01
+    prepares (``data``: the folder holding ``splits/``), and ``-quick``. So a smaller
+    ``BATCH_SIZE`` after running out of memory, ``augment=False`` or another fine-tuning
+    rate each start a run of their own, beside the others.
     """
-    name = f"densenet{depth(blocks)}-k{growth_rate}-{image_size}px-b{batch_size}-{epochs}ep"
-    return Path(runs_dir) / (name + ("-quick" if quick else ""))
+    defaults = train_options()
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise SettingError(f"{', '.join(unknown)}: not an option of train().")
+    words = [f"densenet{depth(blocks)}", f"k{growth_rate}", f"{image_size}px", f"b{batch_size}",
+             f"{epochs}ep"]  # fmt: skip
+    words += [option_word(name, options[name]) for name in defaults  # train()'s order
+              if name in options and options[name] != defaults[name]]  # fmt: skip
+    if data is not None:
+        folder = Path(data)
+        folder = folder.parent if folder.name == "splits" else folder
+        if folder.name not in DEFAULT_DATA:
+            words.append(f"data-{folder.name}")
+    if quick:
+        words.append("quick")
+    return Path(runs_dir) / "-".join(words)
+
+
+def option_word(name, value):
+    """A run folder's word for ``train(name=value)``: ``no-augment``, ``seed1``, ``lr0.1`` ..."""
+    if isinstance(value, bool):
+        return name.replace("_", "-") if value else "no-" + name.replace("_", "-")
+    if name == "pretrained":
+        return "imagenet" if value == "imagenet" else "pretrained-" + Path(value).name.split(".")[0]
+    short = {"learning_rate": "lr", "compression": "theta", "precision": ""}
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return short.get(name, name.replace("_", "-")) + text
 
 
 def find_model(run, data_dir, quick, **settings):
@@ -133,7 +200,13 @@ def find_model(run, data_dir, quick, **settings):
     if best.exists():
         return best
     if not quick:
-        given = ", ".join(f"{name.upper()} = {value!r}" for name, value in settings.items())
+        given = ", ".join(
+            f"{name.upper()} = {settings[name]!r}" for name in RUN_SETTINGS if name in settings
+        )
+        options = ", ".join(f"{name}={value!r}" for name, value in settings.items()
+                            if name not in RUN_SETTINGS)  # fmt: skip
+        if options:
+            given += f" and training_settings(..., {options})"
         raise MissingInputError(
             f"No trained model in {run}: run notebooks/03_train.ipynb first with {given} "
             f"(about 40 epochs on a GPU), or set QUICK = True here."
@@ -144,26 +217,143 @@ def find_model(run, data_dir, quick, **settings):
     return best
 
 
+SHIPPED_PHOTO = "chelsea.png"  # images/chelsea.png: scikit-image's "Chelsea the cat", CC0
+UPLOAD = "upload"
+
+
 def photo_path(photo=None):
-    """The photo a notebook explains: ``photo`` if given; on Colab, one you upload there
-    (``google.colab.files.upload``; the first file); else the shipped ``images/chelsea.png``
-    (scikit-image's "Chelsea the cat", CC0)."""
-    if photo:
-        return Path(photo)
+    """The photo a notebook explains.
+
+    ``photo``: a path (a relative one is also looked up in the project's checkout and its
+    ``images/``, so the default ``"chelsea.png"``, the shipped cat, works from any folder);
+    ``"upload"``
+    to upload one on Colab (``google.colab.files.upload``; the first file; none uploaded:
+    the shipped cat); ``None``: an upload on Colab, else the shipped cat.
+    """
     from densenet_tutorial import colab
+
+    if photo == UPLOAD and not colab.on_colab():
+        raise SettingError(
+            f'PHOTO = "{UPLOAD}" asks for a file in Colab; on this machine give the path of '
+            f"your photo instead."
+        )
+    if photo == UPLOAD or (photo is None and colab.on_colab()):
+        return uploaded_photo() or in_checkout(Path(SHIPPED_PHOTO))
+    return in_checkout(Path(photo or SHIPPED_PHOTO))
+
+
+def in_checkout(path):
+    """``path``; if it is relative and missing here, the same path in the project's checkout
+    (or in its ``images/``)."""
     from densenet_tutorial.project import package_checkout, products_dir
 
-    if colab.on_colab():
-        from google.colab import files
+    if path.is_absolute() or path.exists():
+        return path
+    for root in (package_checkout(), products_dir()):
+        for found in (root / path, root / "images" / path) if root else ():
+            if found.exists():
+                return found
+    return path
 
-        uploaded = files.upload()
-        if uploaded:
-            name, data = next(iter(uploaded.items()))
-            path = products_dir() / "uploads" / Path(name).name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-            return path
-    return (package_checkout() or products_dir()) / "images" / "chelsea.png"
+
+def uploaded_photo():
+    """The first file uploaded in Colab's dialog, saved under the products folder; else None."""
+    from google.colab import files
+
+    from densenet_tutorial.project import products_dir
+
+    uploaded = files.upload()
+    if not uploaded:
+        print("No file uploaded: explaining the shipped cat instead.")
+        return None
+    name, data = next(iter(uploaded.items()))
+    path = products_dir() / "uploads" / Path(name).name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def training_subset(images_dir, fraction, seed=0):
+    """A split with ``fraction`` of the training images and the same validation and test ones.
+
+    ``images_dir`` holds the split notebook 01 wrote (``splits/``); the subset is written
+    beside it, in ``NAME-PCTpct/splits/``, and that folder is returned: give it to ``train``
+    (and ``run_folder(..., data=...)``). Each class keeps the same share (at least one image),
+    chosen by the split's own hash of ``seed`` and path (``split.split_key``), so the same
+    call gives the same subset; the photos are not copied.
+    """
+    import math
+
+    from densenet_tutorial.data.files import write_csv
+    from densenet_tutorial.data.split import PARTS, split_key
+
+    if not 0 < fraction <= 1:
+        raise SettingError(f"fraction={fraction!r} is not allowed: a share in (0, 1].")
+    source, images_dir = Path(images_dir) / "splits", Path(images_dir)
+    meta = json.loads((source / "meta.json").read_text())
+    out = images_dir.with_name(f"{images_dir.name}-{round(100 * fraction)}pct") / "splits"
+    for part in PARTS:
+        _, rows = read_split(source, part)
+        if part == "train":
+            kept = []
+            for label in sorted({label for _, label in rows}):
+                paths = sorted(
+                    (p for p, lab in rows if lab == label), key=lambda p: split_key(p, seed)
+                )
+                kept += [(p, label) for p in paths[: max(1, math.ceil(fraction * len(paths)))]]
+            rows = sorted(kept)
+        write_csv(out / f"{part}.csv", ("path", "label"), rows)
+        counts = {
+            label: sum(lab == label for _, lab in rows)
+            for label in sorted({lab for _, lab in rows})
+        }
+        meta["counts"][part] = {"total": len(rows), **counts}
+    meta.update(subset_of=str(images_dir.resolve()), training_fraction=fraction)
+    write_atomically(out / "meta.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return out.parent
+
+
+def show_tensorboard(logdir, height=600):
+    """TensorBoard inside the notebook, reading ``logdir`` (and the folders in it) live.
+
+    ``%load_ext tensorboard`` and ``%tensorboard --logdir LOGDIR`` do the same by starting
+    TensorBoard as a program of its own, which keeps running after the notebook; here the
+    server runs in a thread of this kernel (``tensorboard.program``), on a port the system
+    picks, and stops with the kernel. ``tensorboard.notebook.display`` shows it (on Colab
+    through Colab's proxy). Returns the server's address.
+    """
+    from tensorboard import notebook, program
+
+    Path(logdir).mkdir(parents=True, exist_ok=True)
+    server = program.TensorBoard()
+    server.configure(argv=[None, "--logdir", str(logdir), "--port", "0", "--load_fast", "false"])
+    url = server.launch()
+    notebook.display(port=int(url.rstrip("/").rsplit(":", 1)[1]), height=height)
+    return url
+
+
+def imagenet_agreement(ours, reference, pixels):
+    """Our 1,000-class DenseNet-169 (logits, raw pixels in) beside keras.applications' (softmax,
+    ``preprocess_input`` first) on the same photo(s) ``pixels``, (N, 224, 224, 3) in [0, 255].
+
+    Returns both top-5 class indices of the first photo and the largest difference of the
+    probabilities: the same weights and the same operations give the same numbers.
+    """
+    import keras
+    import numpy as np
+
+    ours_p = keras.ops.convert_to_numpy(keras.ops.softmax(ours.predict(pixels, verbose=0)))
+    theirs = reference.predict(
+        keras.applications.densenet.preprocess_input(np.array(pixels, dtype="float32")),
+        verbose=0,
+    )
+    top5 = {name: np.argsort(p[0])[::-1][:5].tolist() for name, p in
+            (("ours", ours_p), ("keras.applications", theirs))}  # fmt: skip
+    return {
+        "top5": top5,
+        "probabilities": ours_p,
+        "largest_difference": float(np.abs(ours_p - theirs).max()),
+    }
 
 
 def draw_test_images(images_dir, count, image_size, seed=0):

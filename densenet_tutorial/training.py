@@ -81,29 +81,32 @@ def pick_precision(precision="auto"):
 
 
 def learning_rate_schedule(global_batch, steps_per_epoch, epochs, learning_rate=LEARNING_RATE):
-    """Linear warm-up from 0 (Goyal et al. 2017), then cosine decay to 0 (Loshchilov & Hutter).
+    """Linear warm-up from 0 (He et al. 2019, Sec. 3.1), then cosine decay to 0 (Loshchilov &
+    Hutter 2017).
 
-    The peak is ``learning_rate * global_batch / REFERENCE_BATCH``: 0.0125 for a batch of 32
-    with the paper's 0.1 per 256 images.
+    The peak is ``learning_rate * global_batch / REFERENCE_BATCH`` (Goyal et al. 2017's linear
+    scaling; they warm up from the small-batch rate, not from 0): 0.0125 for a batch of 32 with
+    the paper's 0.1 per 256 images.
     """
     total_steps = steps_per_epoch * epochs
     warmup_steps = max(1, round(WARMUP_FRACTION * total_steps))
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0,
-        decay_steps=total_steps - warmup_steps,
+        decay_steps=max(1, total_steps - warmup_steps),  # a run of one step: no decay left
         warmup_target=learning_rate * global_batch / REFERENCE_BATCH,
         warmup_steps=warmup_steps,
     )
 
 
 def make_optimizer(learning_rate):
-    """SGD with Nesterov momentum 0.9 and weight decay on the weights of convolutions only.
+    """SGD with Nesterov momentum 0.9 and weight decay on the kernels (convolutions, classifier).
 
     Keras applies ``weight_decay`` decoupled (``w -= lr * wd * w`` outside the momentum, Loshchilov
     & Hutter 2019). The paper's L2 penalty of 1e-4 passes through the momentum, which scales its
     steady-state effect by 1 / (1 - momentum), so the same shrinkage is ``1e-4 / (1 - 0.9)``.
-    BatchNormalization's scale and offset and the classifier's bias are not decayed ("no bias
-    decay", He et al. 2019): shrinking them only changes the scale the next layer sees.
+    BatchNormalization's scale gamma and shift beta and the classifier's bias are not decayed
+    ("no bias decay", He et al. 2019, Sec. 3.3: only the weights of convolutions and fully
+    connected layers are regularised).
     """
     optimizer = keras.optimizers.SGD(
         learning_rate, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY

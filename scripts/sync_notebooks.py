@@ -14,6 +14,10 @@ What it writes, and where from:
   ``densenet_tutorial.colab.setup(...)`` with the notebook's
   ``KEEP_ON_DRIVE`` (and ``REQUIRE_GPU``, in the notebooks that train), with the same address;
 - the notebook's metadata: a Python 3 kernel, and a GPU (T4) runtime on Colab;
+- nothing in the cell tagged ``parameters``, but it is checked: a Colab form (``# @title``,
+  then one ``NAME = value  # @param {...} help`` per line) that papermill can also read,
+  which means no ``=`` in a comment (papermill skips such a line with "Unable to parse") and
+  a help after each ``@param`` (what ``papermill --help-notebook`` prints);
 - every cell tagged ``source:MODULE.NAME`` (for example
   ``source:densenet_tutorial.model.composite_function``): the source code of that function,
   exactly as it is written in the package. The notebook runs that cell, so
@@ -61,6 +65,12 @@ TABLE_HEADER = [
 ]
 NOT_WRITTEN = ["(to write)", "not measured", "not measured"]  # hand-written cells of a new row
 REQUIRED_TAGS = ("colab-badge", "setup", "parameters")
+FORM_LINE = re.compile(
+    r"^(?P<name>[A-Z][A-Z0-9_]*) = (?P<value>.+?)  # @param "
+    r"(?P<spec>\{[^=]*?\}|\[[^=]*?\](?: \{[^=]*?\})?)(?: (?P<help>\S.*))?$"
+)
+"""One line of a Colab form (``x = 1  # @param {type:"integer"} help``), as papermill reads it:
+one ``=``; the help is what follows the ``@param`` options."""
 KEEPS_OUTPUTS = ("02_densenet_from_scratch.ipynb",)
 """Stored with the outputs of a real run (it needs no data and no GPU), so that a reader on
 GitHub sees what the code prints; ``--outputs`` reruns it and the tests check the outputs."""
@@ -130,6 +140,23 @@ def parameter_names(notebook):
         for target in node.targets
         if isinstance(target, ast.Name)
     }
+
+
+def form_problems(source):
+    """Why the parameters cell ``source`` is not a Colab form papermill can read (empty: it is)."""
+    lines = source.splitlines()
+    problems = [] if lines and lines[0].startswith("# @title ") else ["no '# @title' first line"]
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue  # comments (# @title, # @markdown) are skipped by papermill and shown by Colab
+        match = FORM_LINE.match(line)
+        if line.count("=") != 1:
+            problems.append(f"line {number} has an '=' in its comment: {line!r}")
+        elif not match:
+            problems.append(f"line {number} is not 'NAME = value  # @param {{...}} help': {line!r}")
+        elif not match["help"]:
+            problems.append(f"line {number} has no help after its @param options: {line!r}")
+    return problems
 
 
 def function_source(dotted_name):
@@ -277,6 +304,10 @@ def synced_notebook(notebook, notebook_name):
             f"{notebook_name}: the first code cell must be the parameters cell and the second "
             "the set-up cell (the set-up reads KEEP_ON_DRIVE and REQUIRE_GPU)"
         )
+    (form,) = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    problems = form_problems(form.source)
+    if problems:
+        raise ValueError(f"{notebook_name}, the parameters cell: {'; '.join(problems)}")
     parameters = parameter_names(notebook)
     synced = copy.deepcopy(notebook)
     synced.cells = [synced_cell(cell, notebook_name, parameters) for cell in notebook.cells]

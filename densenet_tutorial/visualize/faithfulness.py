@@ -1,11 +1,16 @@
 """Grad-CAM measured, not only looked at: does the heatmap point at what the model uses?
 
 - ``deletion_insertion`` (Petsiuk et al. 2018, RISE, Sec. 4.1): remove the pixels a heatmap
-  ranks highest first (set to 0, as RISE does) and watch the class probability fall: a
-  faithful map makes it fall fast, a low area under the curve. Insert them first into a
-  blurred copy of the image and watch it rise: a high area;
-- ``energy_inside`` and ``pointing_game``: where the object's mask is known (generated
-  images), the share of the heatmap's mass inside it, and whether its maximum is inside;
+  ranks highest first and watch the class probability fall: a faithful map makes it fall
+  fast, a low area under the curve. Insert them first into a blurred copy of the image and
+  watch it rise: a high area. A removed pixel takes the value 0 of the *normalised* input, as
+  in RISE's code: the ImageNet mean colour for a network that standardises its input with the
+  ImageNet statistics, as ours and keras.applications' do (``MEAN_COLOUR``), not black;
+  ``curves`` gives the two curves of one image;
+- ``energy_inside``: the share of the heatmap's mass inside the object's mask (Score-CAM's
+  "energy-based pointing game", Wang et al. 2020), where the mask is known (generated images);
+- ``pointing_game``: whether the heatmap's maximum lies on the object (Zhang et al. 2016,
+  "Top-down neural attention by Excitation Backprop");
 - ``random_maps`` and ``centred_gaussians``: the baselines a heatmap must beat.
 """
 
@@ -15,6 +20,8 @@ from scipy.special import expit
 
 from densenet_tutorial.visualize.cam import class_score, target_classes
 
+MEAN_COLOUR = (123.675, 116.28, 103.53)  # 255 x the ImageNet mean: 0 after normalisation
+
 
 def area_under_curve(scores):
     """The trapezoidal area under ``scores`` taken at equally spaced fractions from 0 to 1."""
@@ -22,27 +29,36 @@ def area_under_curve(scores):
     return float((scores[:-1] + scores[1:]).sum() / 2 / (len(scores) - 1))
 
 
-def deletion_insertion(model, images, heatmaps, target=None, steps=16):
+def deletion_insertion(model, images, heatmaps, target=None, steps=16, substrate=MEAN_COLOUR):
     """Per-image deletion and insertion AUCs of ``heatmaps`` (N, H, W) for ``model``.
 
     The score is the probability of ``target`` (None: the class predicted for each original
-    image; for a one-logit model the sigmoid of +-logit). Returns
-    ``{"deletion": (N,), "insertion": (N,)}``, each in [0, 1].
+    image; for a one-logit model the sigmoid of +-logit). Deleted pixels take the colour
+    ``substrate`` (RGB in [0, 255]). Returns ``{"deletion": (N,), "insertion": (N,)}``, each
+    in [0, 1].
     """
     images = np.asarray(images, dtype=np.float32)
-    logits = model.predict(images, verbose=0)
-    classes = target_classes(logits, target)
+    classes = target_classes(model.predict(images, verbose=0), target)
     result = {"deletion": [], "insertion": []}
     for image, heatmap, label in zip(images, heatmaps, classes, strict=True):
-        order = np.argsort(-np.asarray(heatmap).ravel(), kind="stable")
-        blurred = blur(image)
-        for kind, start, end in (("deletion", image, np.zeros_like(image)),
-                                 ("insertion", blurred, image)):  # fmt: skip
-            series = [replaced(start, end, order, round(i * order.size / steps))
-                      for i in range(steps + 1)]  # fmt: skip
-            scores = probability(model, np.stack(series), label)
+        for kind, scores in curves(model, image, heatmap, label, steps, substrate).items():
             result[kind].append(area_under_curve(scores))
     return {kind: np.array(values) for kind, values in result.items()}
+
+
+def curves(model, image, heatmap, label, steps=16, substrate=MEAN_COLOUR):
+    """The probability of class ``label`` as ``steps`` equal shares of the pixels, the
+    heatmap's highest first, are deleted from ``image`` (set to ``substrate``) and inserted
+    into its blurred copy: ``{"deletion": (steps + 1,), "insertion": (steps + 1,)}``."""
+    image = np.asarray(image, dtype=np.float32)
+    order = np.argsort(-np.asarray(heatmap).ravel(), kind="stable")
+    removed = np.broadcast_to(np.asarray(substrate, np.float32), image.shape)
+    result = {}
+    for kind, start, end in (("deletion", image, removed), ("insertion", blur(image), image)):
+        series = [replaced(start, end, order, round(i * order.size / steps))
+                  for i in range(steps + 1)]  # fmt: skip
+        result[kind] = probability(model, np.stack(series), label)
+    return result
 
 
 def replaced(start, end, order, count):
