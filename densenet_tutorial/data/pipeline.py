@@ -16,6 +16,7 @@ managed 66-198 images/s at 224 px, fewer than a GPU trains; from the cache this 
 delivers thousands (see ``docs/benchmarks.md``).
 """
 
+import functools
 from pathlib import Path
 
 import keras
@@ -125,5 +126,6 @@ def training_epochs(split_dir, epochs, image_size=224, batch_size=32, seed=0,
         batches = order.batch(batch_size)
         return batches.take(steps_per_epoch) if steps_per_epoch else batches
 
-    stream = tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(epoch)
-    return stream.prefetch(AUTOTUNE)
+    if not epochs:
+        raise ValueError(f"epochs={epochs!r} holds no epoch.")
+    return functools.reduce(tf.data.Dataset.concatenate, map(epoch, epochs)).prefetch(AUTOTUNE)
