@@ -22,6 +22,7 @@ goes to ``state-{e % 2}.npz``, written under a temporary name and renamed, so th
 state is never touched while the new one is written.
 """
 
+import contextlib
 import csv
 import os
 import re
@@ -60,25 +61,36 @@ def plain_name(variable):
     return re.sub(r"_\d+(?=/|$)", "", variable.path)
 
 
-def save_state(path, model, epoch):
-    """Write the training state after ``epoch`` finished epochs to ``path`` (``.npz``).
+def write_then_rename(path, write):
+    """Call ``write(temporary)`` for a file beside ``path``, flush it to the disk, rename it.
 
-    Written under a temporary name, flushed to the disk and renamed: whatever stops the
-    write leaves the file that was at ``path`` before, or the new one, whole.
+    Whatever stops the write (a full disk, a runtime cut off) leaves the file that was at
+    ``path`` before, or the new one, whole: never a mixture.
     """
-    variables = state_variables(model)
-    arrays = {f"variable_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(variables)}
-    names = np.array([plain_name(v) for v in variables])
-    temporary = path.with_name(f".{path.name}.partial")
+    path = Path(path)
+    temporary = path.with_name(f".{path.stem}.partial{path.suffix}")
     try:
-        with open(temporary, "wb") as file:
-            np.savez(file, epoch=np.int64(epoch), names=names, **arrays)
-            file.flush()
+        write(temporary)
+        with open(temporary, "rb+") as file:
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
         raise
+
+
+def save_state(path, model, epoch):
+    """Write the training state after ``epoch`` finished epochs to ``path`` (``.npz``)."""
+    variables = state_variables(model)
+    arrays = {f"variable_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(variables)}
+    names = np.array([plain_name(v) for v in variables])
+
+    def write(temporary):
+        with open(temporary, "wb") as file:
+            np.savez(file, epoch=np.int64(epoch), names=names, **arrays)
+
+    write_then_rename(path, write)
 
 
 def saved_epoch(path):

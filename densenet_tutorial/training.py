@@ -261,19 +261,12 @@ class SaveBestNetwork(keras.callbacks.Callback):
 
     def __init__(self, path, monitor="val_accuracy", best=None):
         super().__init__()
-        self.path, self.monitor, self.best = Path(path), monitor, best
+        self.path, self.monitor, self.best = path, monitor, best
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is not None and (self.best is None or value > self.best):
-            temporary = self.path.with_name(f".{self.path.stem}.partial.keras")
-            try:
-                self.model.network.save(temporary)
-                os.replace(temporary, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    temporary.unlink(missing_ok=True)
-                raise
+            checkpoints.write_then_rename(self.path, self.model.network.save)
             self.best = float(value)
 
 
