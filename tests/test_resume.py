@@ -418,6 +418,29 @@ def test_a_disk_full_mid_run_is_one_error_that_loses_nothing_and_rerunning_resum
     assert epochs.epochs == [1, 2] and history_epochs(out) == ["0", "1", "2"]
 
 
+class BackupWrites(keras.callbacks.Callback):
+    """The bytes written into the backup folder by each epoch (``FullDisk`` counts them)."""
+
+    def __init__(self, disk):
+        super().__init__()
+        self.disk, self.epochs = disk, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(self.disk.written - sum(self.epochs))
+
+
+def test_an_epoch_writes_its_state_once_and_a_finished_run_keeps_one(split, tmp_path):
+    out = tmp_path / "run"
+    with FullDisk(out / "backup") as disk:  # no budget: it only counts
+        writes = BackupWrites(disk)
+        training.train(split, out, callbacks=[writes], **TINY)
+    (state,) = (out / "backup").iterdir()  # the finished run keeps the last state only
+    assert checkpoints.saved_epoch(state) == TINY["epochs"]
+    size = state.stat().st_size  # the same for every epoch's state
+    for written in writes.epochs:  # the state once (zipfile rewrites each member's header),
+        assert size <= written < 1.1 * size, writes.epochs  # not a copy of the old one too
+
+
 def test_an_io_error_on_the_backup_is_one_error_line_from_the_command_line(split, tmp_path, capsys):
     out = tmp_path / "run"
     with FullDisk(out / "backup", code=errno.EIO, budget=0):
