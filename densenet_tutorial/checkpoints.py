@@ -247,7 +247,7 @@ def set_aside_message(out_dir, done, unusable, aside):
     if unusable and done == 0:
         problem = f"no training state in {out_dir / BACKUP} can be used ({reasons})"
     elif unusable:
-        problem = f"the newest training state in {out_dir / BACKUP} cannot be used ({reasons})"
+        problem = f"a training state in {out_dir / BACKUP} cannot be used ({reasons})"
     elif done == 0:
         problem = f"{out_dir} holds epochs without a saved training state"
     else:
@@ -259,7 +259,10 @@ def set_aside_message(out_dir, done, unusable, aside):
 def write_failure_message(out_dir, error, done, epochs):
     """The one line for a write to the run folder that failed (a full Drive, an I/O error)."""
     what = f"Writing to {out_dir} failed ({describe(error)})"
-    if done is None or done == 0:
+    if done is None:  # before training: the backup is as it was
+        kept = f"nothing finished was lost: {BACKUP}/ is as it was"
+        then = "rerun the same command (or cell) to go on"
+    elif done == 0:
         kept = "no epoch had finished yet, so nothing finished was lost"
         then = "rerun the same command (or cell) to start it"
     elif done >= epochs:

@@ -577,7 +577,7 @@ def train(
     except OSError as error:  # a write to the run folder: Python's own file operations
         if error.errno not in WRITE_ERRORS:
             raise
-        saved = backup.saved if backup else None
+        saved = (backup.saved or 0) if backup else None  # None: before the backup was read
         message = checkpoints.write_failure_message(out_dir, error, saved, settings["epochs"])
         raise RunError(message) from error
     finally:
