@@ -258,17 +258,22 @@ def test_the_order_of_an_epoch_depends_only_on_the_seed_and_its_number(split):
     assert not np.array_equal(other[0], all_three[0])
 
 
-@pytest.mark.parametrize("cap", [None, 3])
-def test_each_training_image_is_decoded_once_however_many_epochs(split, monkeypatch, cap):
-    decoded = []
+def count_decoding(monkeypatch):
+    """The paths ``pipeline.load_image`` decodes from now on, each time it does."""
+    decoded, load_image = [], pipeline.load_image
 
     def counted(path, image_size):
         token = tf.py_function(lambda p: decoded.append(p.numpy()) or 0, [path], tf.int64)
         with tf.control_dependencies([token]):
             return tf.identity(load_image(path, image_size))
 
-    load_image = pipeline.load_image
     monkeypatch.setattr(pipeline, "load_image", counted)
+    return decoded
+
+
+@pytest.mark.parametrize("cap", [None, 3])
+def test_each_training_image_is_decoded_once_however_many_epochs(split, monkeypatch, cap):
+    decoded = count_decoding(monkeypatch)
     stream = pipeline.training_epochs(split / "splits", range(3), 32, 8, steps_per_epoch=cap)
     batches = sum(1 for _ in stream)
     assert batches == 3 * (cap or 13)
@@ -279,6 +284,12 @@ def test_each_training_image_is_decoded_once_however_many_epochs(split, monkeypa
 
 TINY = dict(image_size=32, blocks=(1, 1), growth_rate=4, batch_size=16, epochs=3, seed=1,
             deterministic=True, verbose=0)  # fmt: skip
+
+
+def test_a_run_of_three_epochs_decodes_each_image_once(split, tmp_path, monkeypatch):
+    decoded = count_decoding(monkeypatch)
+    training.train(split, tmp_path / "run", **TINY)
+    assert len(decoded) == len(set(decoded)) == 100 + 20 + 20  # train, validation, test
 
 
 class StopAfter(keras.callbacks.Callback):
