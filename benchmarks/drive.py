@@ -59,8 +59,9 @@ class WriteMeter(keras.callbacks.Callback):
         self.last, self.files = now, files
 
 
-def measure(precision, epochs, workdir):
-    """Train DenseNet-169 for ``epochs`` epochs in ``precision``; what it wrote and kept."""
+def measure(precision, epochs, workdir, blocks=(6, 12, 32, 32), growth_rate=32):
+    """Train DenseNet-169 (or ``blocks``, ``growth_rate``) for ``epochs`` epochs in
+    ``precision`` on generated images; what it wrote and kept."""
     from densenet_tutorial.data import prepare, synthesize
     from densenet_tutorial.training import train
 
@@ -72,9 +73,8 @@ def measure(precision, epochs, workdir):
                 progress=False, workers=1)  # fmt: skip
     out = base / f"run-{precision}"
     meter = WriteMeter(out)
-    densenet169 = {"blocks": (6, 12, 32, 32), "growth_rate": 32}
-    train(base / "data", out, **densenet169, image_size=32, batch_size=8, epochs=epochs,
-          precision=precision, callbacks=[meter], verbose=0)  # fmt: skip
+    train(base / "data", out, blocks=blocks, growth_rate=growth_rate, image_size=32, batch_size=8,
+          epochs=epochs, precision=precision, callbacks=[meter], verbose=0)  # fmt: skip
     kept = {name: size for name, (size, _) in snapshot(out).items()}
     return {"precision": precision, "epochs": meter.epochs, "kept": kept}
 

@@ -452,6 +452,20 @@ def test_an_epoch_writes_its_state_once_and_a_finished_run_keeps_one(split, tmp_
         assert size <= written < 1.1 * size, writes.epochs  # not a copy of the old one too
 
 
+def test_the_drive_benchmark_counts_what_each_epoch_writes(tmp_path):
+    """``python -m benchmarks.drive``, on a tiny network: an epoch writes at least its state."""
+    from benchmarks.drive import measure, report
+
+    result = measure("float32", 2, tmp_path, blocks=(1,), growth_rate=4)
+    kept = result["kept"]
+    state = kept["backup/" + checkpoints.SLOTS[0]]
+    assert [e["epoch"] for e in result["epochs"]] == [1, 2]
+    for epoch in result["epochs"]:
+        assert epoch["files_rewritten"]["backup/" + checkpoints.SLOTS[epoch["epoch"] % 2]] == state
+        assert epoch["bytes_written"] >= sum(epoch["files_rewritten"].values())
+    assert "kept after the finished run" in report(result)
+
+
 def test_an_io_error_on_the_backup_is_one_error_line_from_the_command_line(split, tmp_path, capsys):
     out = tmp_path / "run"
     with FullDisk(out / "backup", code=errno.EIO, budget=0):
