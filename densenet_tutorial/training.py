@@ -11,21 +11,27 @@
 - ``training_model``: the network behind the augmentation, compiled: what ``fit`` trains and
   what the time plan and ``densenet_tutorial.costs`` measure;
 - ``check_run_folder``, ``make_callbacks``: a run folder that resumes after a disconnect and is
-  never overwritten by a different configuration.
+  never overwritten by a different configuration (the training state: ``checkpoints``).
 
 The test split is touched once, after training, by ``densenet_tutorial.evaluate``.
 """
 
 import contextlib
+import ctypes
+import errno
+import gc
 import itertools
 import json
+import math
 import time
 from pathlib import Path
 
 import keras
 
-from densenet_tutorial import hardware
-from densenet_tutorial.data import augmentation, make_dataset
+from densenet_tutorial import checkpoints, hardware
+from densenet_tutorial.data import augmentation, make_dataset, read_split
+from densenet_tutorial.data.files import write_atomically
+from densenet_tutorial.data.pipeline import training_epochs
 from densenet_tutorial.errors import MissingInputError, RunError, SettingError
 from densenet_tutorial.evaluate import evaluate_run, read_history
 from densenet_tutorial.model import build_densenet
@@ -47,6 +53,9 @@ QUICK = {"blocks": (2, 4, 4, 2), "growth_rate": 12, "image_size": 64, "epochs": 
 QUICK_STEPS_PER_EPOCH = 40  # quick mode also caps the training steps of each epoch
 FULL = {"blocks": (6, 12, 32, 32), "growth_rate": 32, "image_size": 224, "epochs": EPOCHS}
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+# A write that failed for want of room or a working disk (a full Google Drive, a dropped mount)
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG, errno.ENOTCONN,
+                errno.ESTALE, errno.EACCES, errno.EPERM}  # fmt: skip
 
 
 def pick_strategy():
@@ -159,7 +168,7 @@ def resolve_settings(split_dir, quick, **settings):
 def check_run_folder(out_dir, settings):
     """True to resume the run in ``out_dir``, False to start one; refuse a different config.
 
-    A folder holding a ``config.json`` with the same settings is resumed (``BackupAndRestore``
+    A folder holding a ``config.json`` with the same settings is resumed (``checkpoints.resume``
     picks up after the last finished epoch); any other non-empty folder is left alone.
     """
     config = out_dir / "config.json"
@@ -208,7 +217,7 @@ class AugmentedModel(keras.Model):
         super().__init__(**kwargs)
         self.network = network
         self.augmentation = augmentation
-        self.build(network.input.shape)  # built from the start: BackupAndRestore needs it
+        self.build(network.input.shape)  # built from the start: a resume restores its state
 
     def build(self, input_shape):
         if self.augmentation is not None:
@@ -236,7 +245,8 @@ class SaveBestNetwork(keras.callbacks.Callback):
     """Save ``model.network`` (no augmentation) whenever ``monitor`` beats its best so far.
 
     A tie keeps the earlier epoch. ``best`` is the best value of the epochs already run, so
-    a resumed run only replaces the saved model with a better one.
+    a resumed run only replaces the saved model with a better one. The file is written under
+    a temporary name and then renamed, so a failed write leaves the previous best whole.
     """
 
     def __init__(self, path, monitor="val_accuracy", best=None):
@@ -246,8 +256,8 @@ class SaveBestNetwork(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is not None and (self.best is None or value > self.best):
+            checkpoints.write_then_rename(self.path, self.model.network.save)
             self.best = float(value)
-            self.model.network.save(self.path)
 
 
 class EpochSeconds(keras.callbacks.Callback):
@@ -271,22 +281,20 @@ def best_so_far(history_csv, monitor="val_accuracy"):
     return float(values.max()) if values is not None and values.size else None
 
 
-def make_callbacks(out_dir):
+def make_callbacks(out_dir, backup=None):
     """Epoch time, history, TensorBoard, the best network by validation accuracy, a backup.
 
-    The backup comes last, so an epoch counts as done only once the others have recorded it;
-    it keeps the last two states, so that a runtime cut off while one is being written
-    resumes from the other, and it is kept after training so that rerunning a finished run
-    trains no further.
+    The backup (``checkpoints.TrainingBackup``: the whole training state) comes last, so an
+    epoch counts as done only once the others have recorded it. It keeps the states of the
+    last two epochs, so that a runtime cut off while one is being written resumes from the
+    other, and one state once the run is finished, so that rerunning it trains no further.
     """
     return [
         EpochSeconds(),
         keras.callbacks.CSVLogger(out_dir / "history.csv", append=True),
         keras.callbacks.TensorBoard(log_dir=out_dir / "logs"),
         SaveBestNetwork(out_dir / "best.keras", best=best_so_far(out_dir / "history.csv")),
-        keras.callbacks.BackupAndRestore(
-            out_dir / "backup", delete_checkpoint=False, double_checkpoint=True
-        ),
+        backup or checkpoints.TrainingBackup(out_dir / checkpoints.BACKUP),
     ]
 
 
@@ -325,13 +333,12 @@ def global_policy(policy):
 
 
 def build_run(split_dir, settings, strategy, global_batch):
-    """The compiled model of a run, its training and validation data, and steps per epoch."""
+    """The compiled model of a run, its validation data, and steps per epoch."""
     size, seed = settings["image_size"], settings["seed"]
-    train_data = make_dataset(split_dir, "train", size, global_batch, shuffle=True, seed=seed)
     val_data = make_dataset(split_dir, "val", size, global_batch)
+    steps_per_epoch = math.ceil(len(read_split(split_dir, "train")[1]) / global_batch)
     if settings["quick"]:
-        train_data = train_data.take(QUICK_STEPS_PER_EPOCH)
-    steps_per_epoch = int(train_data.cardinality())
+        steps_per_epoch = min(steps_per_epoch, QUICK_STEPS_PER_EPOCH)
     with strategy.scope():
         network = build_densenet(
             blocks=settings["blocks"], growth_rate=settings["growth_rate"],
@@ -345,7 +352,48 @@ def build_run(split_dir, settings, strategy, global_batch):
         )
         augment = augmentation(seed) if settings["augment"] else None
         model = training_model(network, augment, schedule)
-    return model, train_data, val_data, steps_per_epoch
+        # Built now, not inside fit's first traced step: there each momentum variable gets an
+        # initialisation graph that outlives the run (+10 MB per run of a tiny DenseNet, measured).
+        model.optimizer.build(model.trainable_variables)
+    return model, val_data, steps_per_epoch
+
+
+def training_data(split_dir, settings, global_batch, steps_per_epoch, first_epoch):
+    """The training batches of epochs ``first_epoch`` (0-based) to the last, each epoch in the
+    order its number and the seed give it (``data.pipeline.training_epochs``)."""
+    epochs = range(first_epoch, settings["epochs"])
+    return training_epochs(split_dir, epochs, settings["image_size"], global_batch,
+                           seed=settings["seed"], steps_per_epoch=steps_per_epoch)  # fmt: skip
+
+
+def custom_gradients():
+    """The names under which ``tf.custom_gradient`` has registered gradient functions so far."""
+    from tensorflow.python.framework import ops
+
+    registry = getattr(getattr(ops, "gradient_registry", None), "_registry", {})
+    return {name for name in registry if name.startswith("CustomGradient-")}
+
+
+def release_memory(custom_gradients_before=()):
+    """Give back what a finished run held, so that runs in one kernel do not pile up memory.
+
+    Traced in a graph (fit's training step), each use of ``tf.custom_gradient`` registers its
+    gradient function under a new name in TensorFlow's global registry and never removes it
+    (``tensorflow/python/ops/custom_gradient.py``); the gradient of ``tf.distribute``'s
+    ``all_reduce`` in Keras's training step is one, and it keeps the whole traced step
+    alive. The names registered since ``custom_gradients_before`` are removed. Then
+    ``gc.collect`` frees the model and the cached images (Keras objects refer to each other
+    in cycles), and glibc's ``malloc_trim(0)`` returns freed heap memory to the system
+    (skipped where there is no glibc).
+    """
+    from tensorflow.python.framework import ops
+
+    registry = getattr(getattr(ops, "gradient_registry", None), "_registry", {})
+    for name in custom_gradients() - set(custom_gradients_before):
+        registry.pop(name, None)
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: macOS, Windows, musl
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def time_plan(model, decoding, val_data, steps_per_epoch, epochs, steps=5, warmup=2):
@@ -461,7 +509,10 @@ def train(
     a 29-layer DenseNet, 5 epochs of at most 40 steps) that run in minutes on a CPU. The run
     folder ``out_dir`` receives ``config.json``, ``history.csv``, TensorBoard ``logs/``,
     ``best.keras`` (best validation accuracy), ``backup/``, then ``metrics.json`` and the figures
-    of the test split. Rerunning with the same settings resumes after the last finished epoch.
+    of the test split. Rerunning with the same settings resumes after the last finished epoch,
+    as if never interrupted (``checkpoints``: a damaged backup falls back to the state before,
+    or to epoch 1, and says so); a finished run trains no further. A write to ``out_dir`` that
+    fails (a full disk or Drive) stops with a ``RunError`` that says what was kept.
     ``augment=False`` trains on the images as they are (no ``augmentation()`` in the step).
     ``learning_rate`` is the peak rate per 256 images (scaled with the batch). ``pretrained``
     (``"imagenet"`` or a weights file) starts DenseNet-169 from keras.applications' weights
@@ -488,30 +539,47 @@ def train(
     strategy = pick_strategy()
     policy = pick_precision(precision)
     global_batch = global_batch_size(strategy, settings["batch_size"])
-    with global_policy(policy):
-        try:
-            model, train_data, val_data, steps_per_epoch = build_run(
+    backup, registered = None, custom_gradients()
+    try:
+        with global_policy(policy):
+            model, val_data, steps_per_epoch = build_run(
                 split_dir, settings, strategy, global_batch
             )
             if estimate:
                 decoding = make_dataset(split_dir, "train", settings["image_size"], global_batch,
                                         cache=False)  # fmt: skip
                 return time_plan(model, decoding, val_data, steps_per_epoch, settings["epochs"])
-            if not resume:
+            if resume:  # the newest training state that loads, checked before anything trains
+                backup, done = checkpoints.resume(out_dir, model, settings["epochs"], verbose)
+            else:
                 out_dir.mkdir(parents=True, exist_ok=True)
                 record = environment(strategy, policy)
                 record.update(global_batch_size=global_batch, steps_per_epoch=steps_per_epoch,
                               xla=bool(model.jit_compile))  # fmt: skip
                 config = {"settings": settings, "run": record}
-                (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-            model.fit(
-                train_data,
-                validation_data=val_data,
-                epochs=settings["epochs"],
-                callbacks=make_callbacks(out_dir) + list(callbacks),
-                verbose=verbose,
-            )
+                write_atomically(out_dir / "config.json", json.dumps(config, indent=2) + "\n")
+                backup, done = checkpoints.TrainingBackup(out_dir / checkpoints.BACKUP), 0
+            if done < settings["epochs"]:  # a finished run trains no further
+                train_data = training_data(split_dir, settings, global_batch, steps_per_epoch, done)
+                model.fit(
+                    train_data,
+                    validation_data=val_data,
+                    epochs=settings["epochs"],
+                    initial_epoch=done,
+                    steps_per_epoch=steps_per_epoch,
+                    callbacks=make_callbacks(out_dir, backup) + list(callbacks),
+                    verbose=verbose,
+                )
             size = settings["image_size"]
             return evaluate_run(out_dir, split_dir, size, global_batch, strategy, verbose=verbose)
-        except tf.errors.ResourceExhaustedError as error:
-            raise RunError(out_of_memory_message(settings, global_batch)) from error
+    except tf.errors.ResourceExhaustedError as error:
+        raise RunError(out_of_memory_message(settings, global_batch)) from error
+    except OSError as error:  # a write to the run folder: Python's own file operations
+        if error.errno not in WRITE_ERRORS:
+            raise
+        saved = (backup.saved or 0) if backup else None  # None: before the backup was read
+        message = checkpoints.write_failure_message(out_dir, error, saved, settings["epochs"])
+        raise RunError(message) from error
+    finally:
+        model = train_data = val_data = decoding = None  # this run's model and cached images
+        release_memory(registered)

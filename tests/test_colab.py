@@ -11,9 +11,11 @@ Colab cannot run here, so the tests build what a Colab user meets:
 - the notebooks run with papermill, ``QUICK = False`` (the real code path: kagglehub,
   checking, splitting) on a tiny network, ``REQUIRE_GPU = False`` as this machine has none.
 
-Runtime A prepares the data (01) and starts training (03), and is recycled after the first
-epoch; runtime B, fresh, runs 03 alone and resumes from Drive; runtime C runs 04 alone and
-finds the model on Drive.
+Runtime A prepares the data (01) and starts training (03), and is recycled after the second
+epoch, before Drive has stored all of the newest training state (its second half is zeros, as
+an unsynced write on a network mount can leave it); runtime B, fresh, runs 03 alone and
+resumes from Drive, from the state before; runtime C runs 04 alone and finds the model on
+Drive.
 """
 
 import csv
@@ -28,7 +30,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from densenet_tutorial import colab
+from densenet_tutorial import checkpoints, colab
 from densenet_tutorial.data import DEFAULT_HANDLE, synthesize
 from densenet_tutorial.project import REPOSITORY
 
@@ -138,14 +140,15 @@ def drive_runs(world):
 
 
 def backup_epoch(run):
-    """The finished epochs BackupAndRestore recorded (the next one, 0-based), from its current
-    state or, if that was being written when the runtime died, from the previous one."""
-    for name in ("training_metadata.json", "training_metadata.json.bkp"):
+    """The finished epochs of the newest training state in the run's backup (the next epoch,
+    0-based), or None before the first is saved."""
+    epochs = []
+    for name in checkpoints.SLOTS:
         try:
-            return json.loads((run / "backup" / name).read_text())["epoch"]
-        except (OSError, ValueError, KeyError):
+            epochs.append(checkpoints.saved_epoch(run / "backup" / name))
+        except checkpoints.UnusableState:  # not there yet
             continue
-    return None
+    return max(epochs, default=None)
 
 
 def history_epochs(run):
@@ -155,7 +158,8 @@ def history_epochs(run):
 
 @pytest.fixture(scope="module")
 def runtime_a(world):
-    """Runtime A: notebook 01 prepares the data, 03 trains and the runtime dies after epoch 1."""
+    """Runtime A: notebook 01 prepares the data, 03 trains and the runtime dies after epoch 2,
+    before Drive has the whole of that epoch's state."""
     checkout, env = fresh_runtime(world, "runtime-a")
     start = time.perf_counter()
     code, log, _ = run_notebook(checkout, env, "01_data.ipynb", TINY)
@@ -166,14 +170,18 @@ def runtime_a(world):
     runs = drive_runs(world)
     while time.monotonic() < deadline and process.poll() is None:
         finished = [backup_epoch(b.parent) for b in runs.glob("*/backup")]
-        if any(epoch is not None for epoch in finished):
+        if any(epoch is not None and epoch >= 2 for epoch in finished):
             break
         time.sleep(0.05)
     recycle(process)
 
     (run,) = [backup.parent for backup in runs.glob("*/backup")]
     shutil.rmtree(world / "runtime-a")  # its disk goes with it: checkout, kagglehub cache
-    return {"run": run, "epoch": backup_epoch(run), "seconds_01": seconds_01}
+    epoch = backup_epoch(run)
+    newest = run / "backup" / checkpoints.SLOTS[epoch % 2]
+    data = newest.read_bytes()  # Drive had not stored the second half of it
+    newest.write_bytes(data[: len(data) // 2] + bytes(len(data) - len(data) // 2))
+    return {"run": run, "epoch": epoch, "seconds_01": seconds_01}
 
 
 def test_runtime_a_prepares_the_data_on_drive_and_is_cut_off_mid_run(world, runtime_a):
@@ -195,6 +203,10 @@ def test_runtime_b_runs_03_alone_and_resumes_from_drive(world, runtime_a):
     # died while writing it), never from the first epoch.
     started = int(outputs(executed).split("Epoch ")[1].split("/")[0])
     assert 2 <= started <= runtime_a["epoch"] + 1
+    assert started == runtime_a["epoch"]  # the newest state was damaged: the one before it
+    assert f"training resumes after epoch {started - 1}" in outputs(executed)
+    (aside,) = run.glob("set-aside-*")  # the damaged state, kept
+    assert (aside / "backup" / checkpoints.SLOTS[runtime_a["epoch"] % 2]).exists()
     assert json.loads((run / "metrics.json").read_text())["images"] > 0
     # The images were fetched again into this runtime's kagglehub cache.
     meta = json.loads(

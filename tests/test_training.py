@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from densenet_tutorial import hardware, training
+from densenet_tutorial import checkpoints, hardware, training
 from densenet_tutorial.cli import main
 from densenet_tutorial.model import build_densenet
 
@@ -160,7 +160,7 @@ def test_best_model_checkpoint_remembers_the_epochs_before_a_resume(tmp_path):
     callbacks = training.make_callbacks(tmp_path)
     (checkpoint,) = [c for c in callbacks if isinstance(c, training.SaveBestNetwork)]
     assert checkpoint.best == pytest.approx(0.90)  # a worse resumed epoch won't replace it
-    assert isinstance(callbacks[-1], keras.callbacks.BackupAndRestore)  # an epoch counts last
+    assert isinstance(callbacks[-1], checkpoints.TrainingBackup)  # an epoch counts last
 
 
 # --- scale out: MirroredStrategy on two logical CPUs -----------------------------------------
@@ -283,9 +283,12 @@ class Interrupt(keras.callbacks.Callback):
 class Record(keras.callbacks.Callback):
     """The epochs a ``fit`` runs and the optimizer's step count when it starts."""
 
-    def on_train_begin(self, logs=None):  # runs after BackupAndRestore has restored the state
+    def __init__(self):
+        super().__init__()
+        self.epochs = []  # a finished run does not call fit at all
+
+    def on_train_begin(self, logs=None):  # runs after the training state was restored
         self.start_step = int(self.model.optimizer.iterations)
-        self.epochs = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epochs.append(epoch)
