@@ -332,6 +332,29 @@ def global_policy(policy):
         keras.mixed_precision.set_global_policy(previous)
 
 
+@contextlib.contextmanager
+def op_determinism(enabled):
+    """Deterministic TensorFlow ops inside the block if ``enabled``, the setting restored after.
+
+    Deterministic ops are slower, and Keras keeps XLA off while they are on
+    (``Trainer._resolve_auto_jit_compile``), so they must not outlive the run that asked for
+    them: a later run in the same kernel would lose XLA. TensorFlow exports only the switch
+    on (``tf.config.experimental.enable_op_determinism``); the switch back is its
+    ``disable_op_determinism``, beside it in ``tensorflow/python/framework/config.py``.
+    """
+    import tensorflow as tf
+    from tensorflow.python.framework import config
+
+    was_enabled = config.is_op_determinism_enabled()
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not was_enabled:
+            config.disable_op_determinism()
+
+
 def build_run(split_dir, settings, strategy, global_batch):
     """The compiled model of a run, its validation data, and steps per epoch."""
     size, seed = settings["image_size"], settings["seed"]
@@ -534,14 +557,12 @@ def train(
     resume = check_run_folder(out_dir, settings)
 
     keras.utils.set_random_seed(seed)
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
     strategy = pick_strategy()
     policy = pick_precision(precision)
     global_batch = global_batch_size(strategy, settings["batch_size"])
     backup, registered = None, custom_gradients()
     try:
-        with global_policy(policy):
+        with global_policy(policy), op_determinism(deterministic):
             model, val_data, steps_per_epoch = build_run(
                 split_dir, settings, strategy, global_batch
             )

@@ -28,9 +28,10 @@ from densenet_tutorial.model import build_densenet
 # --- the training state, saved and damaged by hand ------------------------------------------
 
 
-def tiny_model(blocks=(1,)):
+def tiny_model(blocks=(1,), dropout=0.0):
     """A compiled DenseNet with the augmentation in front, its optimizer built."""
-    network = build_densenet(blocks=blocks, growth_rate=4, input_shape=(32, 32, 3))
+    network = build_densenet(blocks=blocks, growth_rate=4, input_shape=(32, 32, 3),
+                             dropout=dropout)  # fmt: skip
     model = training.AugmentedModel(network, augmentation(seed=0))
     training.compile_model(model, training.learning_rate_schedule(16, 7, 3))  # as train does
     model.optimizer.build(model.trainable_variables)
@@ -212,7 +213,9 @@ def test_the_state_holds_momentum_step_count_loss_scale_and_seed_states():
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_float16")  # Keras adds loss scaling
     try:
-        model = tiny_model()
+        # Dropout holds a random-generator state, as any Keras random layer a learner adds
+        # would (the augmentation itself draws statelessly from the step count).
+        model = tiny_model(dropout=0.2)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     paths = [v.path for v in checkpoints.state_variables(model)]

@@ -471,3 +471,16 @@ def test_cli_reports_a_missing_split_without_traceback(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
     assert "error: No split" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_deterministic_ops_last_only_for_the_run_that_asked_for_them():
+    """Keras keeps XLA off while deterministic ops are on: a later run in the same kernel
+    (notebook 05 after a deterministic run) must get its XLA decision back."""
+    from tensorflow.python.framework import config
+
+    assert not config.is_op_determinism_enabled()
+    with training.op_determinism(True):
+        assert config.is_op_determinism_enabled()
+    assert not config.is_op_determinism_enabled()
+    with training.op_determinism(False):
+        assert not config.is_op_determinism_enabled()
