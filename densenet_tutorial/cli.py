@@ -9,6 +9,8 @@ command exits with status 2; any other exception is a bug and keeps its tracebac
 import argparse
 import sys
 
+from densenet_tutorial.defaults import BATCH_SIZE, EPOCHS, FULL, PRECISIONS, QUICK, SEED
+from densenet_tutorial.defaults import QUICK_STEPS_PER_EPOCH as QUICK_STEPS
 from densenet_tutorial.errors import ProjectError
 
 
@@ -22,17 +24,16 @@ def _blocks(text):
 
 def add_model_options(parser):
     """The architecture knobs shared by every command that builds a DenseNet."""
-    from densenet_tutorial.model import DENSENET169
-
+    blocks, k, size = FULL["blocks"], FULL["growth_rate"], FULL["image_size"]
     parser.add_argument(
         "--blocks",
         type=_blocks,
-        default=DENSENET169,
-        help="layers per dense block (default 6,12,32,32: DenseNet-169)",
+        default=blocks,
+        help=f"layers per dense block (default {_listed(blocks)}: DenseNet-169)",
     )
-    parser.add_argument("--growth-rate", type=int, default=32, help="k (default 32)")
+    parser.add_argument("--growth-rate", type=int, default=k, help=f"k (default {k})")
     parser.add_argument("--compression", type=float, default=0.5, help="theta (default 0.5)")
-    parser.add_argument("--image-size", type=int, default=224, help="side in pixels (224)")
+    parser.add_argument("--image-size", type=int, default=size, help=f"side in pixels ({size})")
     parser.add_argument(
         "--memory-efficient",
         action="store_true",
@@ -112,11 +113,13 @@ def cmd_train(args):
     print(f"Test accuracy {metrics.get('accuracy', float('nan')):.4f}; results in {args.out}")
 
 
-def build_parser():
-    # Imported here, not at the top: `prepare` checks files in fresh worker processes that
-    # import this module, and they need no TensorFlow.
-    from densenet_tutorial.training import BATCH_SIZE, EPOCHS, PRECISIONS, QUICK, SEED
+def _listed(blocks):
+    return ",".join(map(str, blocks))
 
+
+def build_parser():
+    # Only `densenet_tutorial.defaults` here: the help and `prepare` start without TensorFlow;
+    # each command imports what it needs when it runs.
     parser = argparse.ArgumentParser(
         prog="python -m densenet_tutorial", description=__doc__.split("\n")[0]
     )
@@ -176,8 +179,10 @@ def build_parser():
     train.add_argument("--epochs", type=int, help=f"({EPOCHS}; {QUICK['epochs']} with --quick)")
     train.add_argument("--seed", type=int, help=f"random seed ({SEED})")
     train.add_argument("--quick", action="store_true",
-                       help="minutes on a CPU: 64 px, blocks 2,4,4,2, growth rate 12, 5 epochs "
-                       "of at most 40 steps, unless given")  # fmt: skip
+                       help=f"minutes on a CPU: {QUICK['image_size']} px, blocks "
+                       f"{_listed(QUICK['blocks'])}, growth rate {QUICK['growth_rate']}, "
+                       f"{QUICK['epochs']} epochs of at most {QUICK_STEPS} steps, unless given",
+                       )  # fmt: skip
     train.add_argument(
         "--precision", choices=PRECISIONS,
         help="auto (default): float16 on GPUs, bfloat16 on TPUs and bf16 CPUs, else float32",

@@ -26,14 +26,20 @@ import keras
 
 from densenet_tutorial import hardware
 from densenet_tutorial.data import augmentation, make_dataset
+from densenet_tutorial.defaults import (  # the sizes of a run, written once there
+    BATCH_SIZE,
+    FULL,
+    PRECISIONS,
+    QUICK,
+    QUICK_STEPS_PER_EPOCH,
+    SEED,
+)
 from densenet_tutorial.errors import MissingInputError, RunError, SettingError
 from densenet_tutorial.evaluate import evaluate_run, read_history
 from densenet_tutorial.model import build_densenet
 from densenet_tutorial.pretrained import load_imagenet_weights
 
 # The recipe: "Bag of Tricks" (He et al., CVPR 2019) applied to the paper's SGD (Sec. 4.2).
-BATCH_SIZE = 32  # images per replica (per GPU/TPU core); 7.1 GB at 224 px in float32 on a CPU
-EPOCHS = 40
 LEARNING_RATE = 0.1  # per 256 images: the paper's ImageNet rate, scaled linearly with the batch
 REFERENCE_BATCH = 256  # (Goyal et al. 2017, "linear scaling rule")
 MOMENTUM = 0.9  # Nesterov, as the paper
@@ -41,12 +47,6 @@ WEIGHT_DECAY = 1e-3  # decoupled; = the paper's L2 of 1e-4 / (1 - momentum), see
 WARMUP_FRACTION = 0.05  # linear warm-up over the first 5 % of steps (2 of 40 epochs)
 LABEL_SMOOTHING = 0.1
 NO_WEIGHT_DECAY = ("gamma", "beta", "bias")  # BatchNormalization scale/offset and the Dense bias
-SEED = 42
-
-QUICK = {"blocks": (2, 4, 4, 2), "growth_rate": 12, "image_size": 64, "epochs": 5}
-QUICK_STEPS_PER_EPOCH = 40  # quick mode also caps the training steps of each epoch
-FULL = {"blocks": (6, 12, 32, 32), "growth_rate": 32, "image_size": 224, "epochs": EPOCHS}
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
 def find_tpu():
