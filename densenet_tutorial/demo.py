@@ -1,16 +1,26 @@
 """The offline demo: the whole notebook sequence, run in quick mode, with everything it shows.
 
-``python -m densenet_tutorial demo`` executes ``notebooks/01_*.ipynb`` ... ``05_*.ipynb`` in
-order with papermill and ``QUICK = True``: generated images and small sizes, so it needs
-neither Kaggle nor a GPU. The executed copies (with their outputs) and every figure they
-drew are saved under ``runs/demo/``. The tests run the notebooks the same way.
+``python -m densenet_tutorial demo`` executes every notebook, ``notebooks/01_*.ipynb`` to the
+last, in order with papermill and ``QUICK = True``: generated images and small sizes, so it
+needs neither Kaggle nor a GPU. The executed copies (with their outputs) and every figure
+they drew are saved under ``runs/demo/``, and it ends with a table of the seconds each
+notebook took and the machine they were measured on. The tests run the notebooks the same way.
+
+Each notebook runs in a Jupyter kernel of its own. What the kernel's C++ libraries write
+straight to the terminal (TensorFlow's start-up lines, such as "Could not find cuda drivers"
+on a machine without a GPU) goes to the kernel's log beside the executed copy
+(``runs/demo/01_data.log`` ...), not into the notebook or onto the console; what the
+notebook's Python code prints, warnings included, stays in the notebook. The kernel talks to
+papermill over local sockets (IPC), not TCP.
 """
 
 import base64
+import os
 import time
 from pathlib import Path
 
 from densenet_tutorial.errors import MissingInputError, RunError
+from densenet_tutorial.hardware import cpu_info
 from densenet_tutorial.project import notebooks_dir, runs_dir
 
 
@@ -19,11 +29,40 @@ def notebook_paths():
     return sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 
 
+def kernel_manager_logging_to(log):
+    """A Jupyter kernel manager whose kernels talk over IPC and write their own output to ``log``.
+
+    ``log`` is an open file; it receives the kernel process's standard output and error, so
+    the C++ libraries' lines land there. The notebook's own output is unchanged, because the
+    kernel is started with ``--IPKernelApp.capture_fd_output=False``: ipykernel then leaves
+    the process's file descriptors alone and forwards only what Python code prints.
+    """
+    from jupyter_client import AsyncKernelManager
+    from traitlets import default
+
+    class KernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self):
+            return "ipc"  # Unix sockets: no TCP port, nothing to eavesdrop on
+
+        async def start_kernel(self, **kwargs):
+            arguments = [
+                *kwargs.pop("extra_arguments", []),
+                "--IPKernelApp.capture_fd_output=False",
+            ]
+            return await super().start_kernel(
+                extra_arguments=arguments, stdout=log, stderr=log, **kwargs
+            )
+
+    return KernelManager
+
+
 def run_notebook(notebook, out_dir, parameters):
     """Execute ``notebook`` with papermill; save the executed copy in ``out_dir``.
 
     Only the ``parameters`` the notebook declares in its cell tagged ``parameters`` are
     injected. A failing cell raises ``papermill.PapermillExecutionError``, naming the cell.
+    The kernel's own log goes to ``out_dir/NAME.log`` (see ``kernel_manager_logging_to``).
     """
     try:
         import papermill
@@ -35,14 +74,16 @@ def run_notebook(notebook, out_dir, parameters):
 
     declared = papermill.inspect_notebook(str(notebook))
     executed = Path(out_dir) / Path(notebook).name
-    papermill.execute_notebook(
-        str(notebook),
-        str(executed),
-        parameters={name: value for name, value in parameters.items() if name in declared},
-        cwd=str(Path(notebook).resolve().parent.parent),
-        kernel_name="python3",
-        progress_bar=False,
-    )
+    with open(executed.with_suffix(".log"), "wb") as log:
+        papermill.execute_notebook(
+            str(notebook),
+            str(executed),
+            parameters={name: value for name, value in parameters.items() if name in declared},
+            cwd=str(Path(notebook).resolve().parent.parent),
+            kernel_name="python3",
+            progress_bar=False,
+            kernel_manager_class=kernel_manager_logging_to(log),
+        )
     return executed
 
 
@@ -85,7 +126,7 @@ def demo(out_dir=None, data_dir=None):
     out_dir = Path(out_dir or runs_dir() / "demo").resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     parameters = quick_parameters(out_dir, data_dir)
-    seconds = {}
+    seconds, load = {}, [os.getloadavg()[0]]
     for notebook in notebook_paths():
         print(f"Running {notebook.name} (quick mode) ...", flush=True)
         start = time.perf_counter()
@@ -97,9 +138,36 @@ def demo(out_dir=None, data_dir=None):
                 f"{error.evalue}. The executed copy, with the error, is in {out_dir}."
             ) from None
         seconds[notebook.name] = time.perf_counter() - start
+        load.append(os.getloadavg()[0])
         figures = save_figures(executed, out_dir / "figures")
         print(f"  {seconds[notebook.name]:.0f} s, {len(figures)} figures -> {executed}")
-    print(
-        f"Demo finished in {sum(seconds.values()):.0f} s. Open the executed notebooks in {out_dir}"
-    )
+    print(format_times(seconds, load))
+    print(f"Open the executed notebooks in {out_dir}")
     return seconds
+
+
+VECTOR_UNITS = (("avx512_bf16", "AVX-512 with bfloat16"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
+
+
+def machine():
+    """The CPU in a few words: model, vCPUs, and the vector instructions that set its speed."""
+    info = cpu_info()
+    vector = next((name for flag, name in VECTOR_UNITS if flag in info["flags"]), "no AVX2")
+    return f"{info['name'] or 'unknown CPU'}, {os.cpu_count()} vCPUs, {vector}"
+
+
+def format_times(seconds, load):
+    """The demo's closing table: seconds per notebook, the total, where they were measured.
+
+    ``load`` is the 1-minute load average before the first notebook and after each: above
+    the number of vCPUs, other work shared the machine and the times are longer.
+    """
+    width = max([len(name) for name in seconds] + [len("notebook")])
+    lines = [f"{'notebook':<{width}}  seconds", f"{'-' * width}  -------"]
+    lines += [f"{name:<{width}}  {value:7.0f}" for name, value in seconds.items()]
+    lines.append(f"{'all':<{width}}  {sum(seconds.values()):7.0f}")
+    lines.append(
+        f"Measured on {machine()}; load average {min(load):.1f} to {max(load):.1f} "
+        f"(1 minute) while it ran."
+    )
+    return "\n".join(lines)
