@@ -7,11 +7,60 @@ command exits with status 2; any other exception is a bug and keeps its tracebac
 """
 
 import argparse
+import contextlib
+import os
 import sys
+import tempfile
 
 from densenet_tutorial.defaults import BATCH_SIZE, EPOCHS, FULL, PRECISIONS, QUICK, SEED
 from densenet_tutorial.defaults import QUICK_STEPS_PER_EPOCH as QUICK_STEPS
 from densenet_tutorial.errors import ProjectError
+
+# What TensorFlow's C++ code writes to the terminal as it starts on a machine without a GPU:
+# the CUDA stubs finding no driver ("Could not find cuda drivers", "failed call to cuInit"),
+# the oneDNN notice, and Abseil's note that logging is not set up yet. They are written before
+# TensorFlow reads TF_CPP_MIN_LOG_LEVEL, so that setting cannot hide them, and none of them
+# asks the user to do anything.
+START_UP_NOISE = (
+    "absl::InitializeLog() is called",
+    "cudart_stub.cc",
+    "cuda_platform.cc",
+    "cuda_diagnostics.cc",
+    "oneDNN custom operations are on",
+)
+
+
+@contextlib.contextmanager
+def without_start_up_noise():
+    """Hold back the lines of ``START_UP_NOISE`` written to standard error in this block.
+
+    They are written by C++ code to file descriptor 2, not through ``sys.stderr``, so the
+    descriptor itself is pointed at a temporary file; every other line is shown afterwards,
+    as it came.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode(errors="replace").splitlines(keepends=True):
+                if not any(noise in line for noise in START_UP_NOISE):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
+
+
+def start_tensorflow():
+    """Import TensorFlow and let it look for GPUs, without its start-up noise on the console."""
+    with without_start_up_noise():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # where it tries CUDA (cuInit)
 
 
 def _blocks(text):
@@ -43,6 +92,7 @@ def add_model_options(parser):
 
 def cmd_summary(args):
     """Build a DenseNet and print its stages and parameter count."""
+    start_tensorflow()
     from densenet_tutorial.architecture import format_architecture
     from densenet_tutorial.model import build_densenet
 
@@ -67,6 +117,7 @@ def cmd_demo(args):
 
 def cmd_explain(args):
     """Write Grad-CAM overlays of image files as PNG files."""
+    start_tensorflow()
     from densenet_tutorial.visualize import explain
 
     for row in explain(args.model, args.images, args.out, args.layer, args.target, args.alpha):
@@ -95,6 +146,7 @@ def cmd_synth(args):
 
 def cmd_train(args):
     """Train a DenseNet on a prepared split; evaluate the best model on the test split."""
+    start_tensorflow()
     from densenet_tutorial.training import format_time_plan, train
 
     options = dict(

@@ -70,3 +70,26 @@ def test_prepare_imports_no_tensorflow_and_prints_no_library_noise(tmp_path):
     assert "HEAVY [] 0" in done.stdout
     assert (tmp_path / "out" / "splits" / "train.csv").exists()
     assert "cuda" not in done.stderr.lower() and "absl" not in done.stderr
+
+
+def test_commands_that_need_tensorflow_start_it_without_its_start_up_noise(tmp_path):
+    """On this CPU machine TensorFlow writes "Could not find cuda drivers" and more at start."""
+    command = [sys.executable, "-m", "densenet_tutorial", "summary", "--blocks", "1,1",
+               "--growth-rate", "4", "--image-size", "32"]  # fmt: skip
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Parameters: 2,939" in done.stdout
+    assert done.stderr == ""
+
+
+def test_only_the_start_up_noise_is_held_back(capfd):
+    import os
+
+    from densenet_tutorial.cli import without_start_up_noise
+
+    with without_start_up_noise():
+        os.write(2, b"I0000 00:00:1.2 7 cudart_stub.cc:31] Could not find cuda drivers\n")
+        os.write(2, b"E0000 00:00:1.3 7 some_kernel.cc:9] a real error\n")
+        print("a Python warning", file=sys.stderr)
+    shown = capfd.readouterr().err.splitlines()
+    assert sorted(shown) == ["E0000 00:00:1.3 7 some_kernel.cc:9] a real error", "a Python warning"]
