@@ -513,6 +513,7 @@ def train(
                 train_data,
                 validation_data=val_data,
                 epochs=settings["epochs"],
+                shuffle=False,  # make_dataset shuffles; Keras would only warn that it cannot
                 callbacks=make_callbacks(out_dir) + list(callbacks),
                 verbose=verbose,
             )
