@@ -16,6 +16,7 @@ papermill over local sockets (IPC), not TCP.
 
 import base64
 import os
+import resource
 import time
 from pathlib import Path
 
@@ -126,10 +127,10 @@ def demo(out_dir=None, data_dir=None):
     out_dir = Path(out_dir or runs_dir() / "demo").resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     parameters = quick_parameters(out_dir, data_dir)
-    seconds, load = {}, [os.getloadavg()[0]]
+    seconds, cpu_seconds, load = {}, {}, [os.getloadavg()[0]]
     for notebook in notebook_paths():
         print(f"Running {notebook.name} (quick mode) ...", flush=True)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), children_cpu_seconds()
         try:
             executed = run_notebook(notebook, out_dir, parameters)
         except PapermillExecutionError as error:
@@ -138,10 +139,11 @@ def demo(out_dir=None, data_dir=None):
                 f"{error.evalue}. The executed copy, with the error, is in {out_dir}."
             ) from None
         seconds[notebook.name] = time.perf_counter() - start
+        cpu_seconds[notebook.name] = children_cpu_seconds() - cpu_start
         load.append(os.getloadavg()[0])
         figures = save_figures(executed, out_dir / "figures")
         print(f"  {seconds[notebook.name]:.0f} s, {len(figures)} figures -> {executed}")
-    print(format_times(seconds, load))
+    print(format_times(seconds, cpu_seconds, load))
     print(f"Open the executed notebooks in {out_dir}")
     return seconds
 
@@ -156,16 +158,32 @@ def machine():
     return f"{info['name'] or 'unknown CPU'}, {os.cpu_count()} vCPUs, {vector}"
 
 
-def format_times(seconds, load):
-    """The demo's closing table: seconds per notebook, the total, where they were measured.
+def children_cpu_seconds():
+    """Processor time (user + system) of this process's finished children and of theirs.
+
+    A notebook's kernel is a child of this process, and the processes it starts (the checking
+    workers, notebook 05's measuring processes) are its children: once the kernel has been
+    shut down, their time is all here (``getrusage(RUSAGE_CHILDREN)``, man 2 getrusage).
+    """
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def format_times(seconds, cpu_seconds, load):
+    """The demo's closing table: wall and CPU seconds per notebook, the total, the machine.
 
     ``load`` is the 1-minute load average before the first notebook and after each: above
-    the number of vCPUs, other work shared the machine and the times are longer.
+    the number of vCPUs, other work shared the machine, and the wall times grow with it
+    while the CPU times (the work the notebook itself did) change much less.
     """
     width = max([len(name) for name in seconds] + [len("notebook")])
-    lines = [f"{'notebook':<{width}}  seconds", f"{'-' * width}  -------"]
-    lines += [f"{name:<{width}}  {value:7.0f}" for name, value in seconds.items()]
-    lines.append(f"{'all':<{width}}  {sum(seconds.values()):7.0f}")
+    lines = [f"{'notebook':<{width}}  seconds  CPU seconds", f"{'-' * width}  -------  -----------"]
+    lines += [
+        f"{name:<{width}}  {seconds[name]:7.0f}  {cpu_seconds[name]:11.0f}" for name in seconds
+    ]
+    lines.append(
+        f"{'all':<{width}}  {sum(seconds.values()):7.0f}  {sum(cpu_seconds.values()):11.0f}"
+    )
     lines.append(
         f"Measured on {machine()}; load average {min(load):.1f} to {max(load):.1f} "
         f"(1 minute) while it ran."

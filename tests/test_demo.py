@@ -18,6 +18,15 @@ print("printed by the notebook", "ipykernel" in sys.modules)
 """
 
 
+def test_cpu_time_of_finished_children_is_counted():
+    import subprocess
+    import sys
+
+    before = demo.children_cpu_seconds()
+    subprocess.run([sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True)
+    assert demo.children_cpu_seconds() - before > 0.05
+
+
 def test_library_lines_go_to_the_kernel_log_and_python_output_stays(tmp_path, capfd):
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(CELL)]
@@ -38,12 +47,11 @@ def test_library_lines_go_to_the_kernel_log_and_python_output_stays(tmp_path, ca
 
 
 def test_closing_table_gives_each_notebook_the_total_and_the_machine():
-    table = demo.format_times({"01_data.ipynb": 12.4, "02_model.ipynb": 30.0}, [0.5, 2.0, 1.2])
-    lines = table.splitlines()
-    assert lines[2].split() == ["01_data.ipynb", "12"] and lines[3].split() == [
-        "02_model.ipynb",
-        "30",
-    ]
-    assert lines[4].split() == ["all", "42"]
+    seconds = {"01_data.ipynb": 12.4, "02_model.ipynb": 30.0}
+    cpu_seconds = {"01_data.ipynb": 9.0, "02_model.ipynb": 21.2}
+    lines = demo.format_times(seconds, cpu_seconds, [0.5, 2.0, 1.2]).splitlines()
+    assert lines[2].split() == ["01_data.ipynb", "12", "9"]
+    assert lines[3].split() == ["02_model.ipynb", "30", "21"]
+    assert lines[4].split() == ["all", "42", "30"]
     assert f"{demo.os.cpu_count()} vCPUs" in lines[5] and "load average 0.5 to 2.0" in lines[5]
     assert any(name in lines[5] for _, name in demo.VECTOR_UNITS) or "no AVX2" in lines[5]
