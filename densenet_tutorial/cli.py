@@ -112,7 +112,7 @@ def cmd_demo(args):
     """Run the whole notebook sequence in quick mode; keep the executed copies and figures."""
     from densenet_tutorial.demo import demo
 
-    demo(out_dir=args.out)
+    demo(out_dir=args.out, jobs=args.jobs)
 
 
 def cmd_explain(args):
@@ -185,6 +185,9 @@ def build_parser():
         "demo", help="run every notebook in quick mode on generated data (no Kaggle, no GPU)"
     )
     demo.add_argument("--out", help="folder for the executed notebooks and figures (runs/demo)")
+    demo.add_argument(
+        "--jobs", type=int, help="notebooks run at a time (default 2, 1 on a single vCPU)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     explain = commands.add_parser("explain", help="write Grad-CAM overlays of images as PNG")

@@ -15,8 +15,10 @@ papermill over local sockets (IPC), not TCP.
 """
 
 import base64
+import json
 import os
-import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -116,36 +118,98 @@ def quick_parameters(out_dir, data_dir=None):
     return parameters
 
 
-def demo(out_dir=None, data_dir=None):
+# What a notebook uses that an earlier one makes, by number: 03 trains on 01's split, and 04,
+# 05 and 06 use the run 03 trained (its model, its growth rate, its test accuracy). In quick
+# mode each would make a missing one itself, so these wait for it; the others run beside them.
+NEEDS = {"03": ("01",), "04": ("03",), "05": ("03",), "06": ("03",)}
+
+
+def demo(out_dir=None, data_dir=None, jobs=None):
     """Run every notebook in quick mode; return the seconds each took, by notebook name.
 
     ``out_dir`` (default ``runs/demo``) receives the executed notebooks, ``figures/`` and
-    the training runs; ``data_dir`` (default ``data``) the generated images.
+    the training runs; ``data_dir`` (default ``data``) the generated images. ``jobs``
+    notebooks run at a time (default 2, or 1 on a single vCPU), each in a process of its own,
+    as soon as what it ``NEEDS`` is there: tracing TensorFlow's graphs, much of a quick run,
+    keeps one core busy, so two notebooks share two vCPUs well. In parallel the later
+    notebooks, which take longest, start first.
     """
-    from papermill import PapermillExecutionError
-
     out_dir = Path(out_dir or runs_dir() / "demo").resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     parameters = quick_parameters(out_dir, data_dir)
-    seconds, cpu_seconds, load = {}, {}, [os.getloadavg()[0]]
-    for notebook in notebook_paths():
-        print(f"Running {notebook.name} (quick mode) ...", flush=True)
-        start, cpu_start = time.perf_counter(), children_cpu_seconds()
-        try:
-            executed = run_notebook(notebook, out_dir, parameters)
-        except PapermillExecutionError as error:
-            raise RunError(
-                f"{notebook.name} failed in cell [{error.exec_count}]: {error.ename}: "
-                f"{error.evalue}. The executed copy, with the error, is in {out_dir}."
-            ) from None
-        seconds[notebook.name] = time.perf_counter() - start
-        cpu_seconds[notebook.name] = children_cpu_seconds() - cpu_start
+    jobs = jobs or min(2, os.cpu_count() or 1)
+    waiting, running, failed = notebook_paths(), {}, []
+    present = {path.name[:2] for path in waiting}
+    seconds, cpu_seconds, load, began = {}, {}, [os.getloadavg()[0]], time.perf_counter()
+    while waiting and not failed or running:
+        finished = {name[:2] for name in seconds}
+        ready = [
+            path
+            for path in waiting
+            if set(NEEDS.get(path.name[:2], ())) & present <= finished and not failed
+        ]
+        for notebook in sorted(ready, reverse=jobs > 1)[: jobs - len(running)]:
+            print(f"Running {notebook.name} (quick mode) ...", flush=True)
+            running[start_notebook(notebook, out_dir, parameters)] = (notebook, time.perf_counter())
+            waiting.remove(notebook)
+        process, cpu = wait_for_one(running)
+        notebook, start = running.pop(process)
+        seconds[notebook.name], cpu_seconds[notebook.name] = time.perf_counter() - start, cpu
         load.append(os.getloadavg()[0])
-        figures = save_figures(executed, out_dir / "figures")
-        print(f"  {seconds[notebook.name]:.0f} s, {len(figures)} figures -> {executed}")
-    print(format_times(seconds, cpu_seconds, load))
+        if process.returncode != 0:
+            failed.append(notebook.name)
+        else:
+            figures = save_figures(out_dir / notebook.name, out_dir / "figures")
+            print(f"  {notebook.name}: {seconds[notebook.name]:.0f} s, {len(figures)} figures")
+    if failed:
+        raise RunError(
+            f"{', '.join(failed)} failed (the cell and the error are above); the executed "
+            f"copy, with the error, is in {out_dir}."
+        )
+    elapsed = time.perf_counter() - began
+    print(format_times(seconds, cpu_seconds, elapsed, jobs, load))
     print(f"Open the executed notebooks in {out_dir}")
     return seconds
+
+
+def start_notebook(notebook, out_dir, parameters):
+    """``run_notebook`` in a new process: ``python -m densenet_tutorial.demo NOTEBOOK ...``."""
+    command = [sys.executable, "-m", "densenet_tutorial.demo", str(notebook), str(out_dir),
+               json.dumps(parameters)]  # fmt: skip
+    return subprocess.Popen(command)
+
+
+def wait_for_one(processes):
+    """Wait until one of ``processes`` ends; return it and the CPU seconds it used.
+
+    The CPU time (user + system, ``os.wait4``) is that of the process and of every process it
+    started and waited for: the notebook's kernel, and the kernel's own (the checking workers,
+    notebook 05's measuring processes).
+    """
+    while True:
+        for process in processes:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                process.returncode = os.waitstatus_to_exitcode(status)
+                return process, usage.ru_utime + usage.ru_stime
+        time.sleep(0.1)
+
+
+def main(argv):
+    """One notebook of the demo, in its own process (``start_notebook``); 2 if a cell failed."""
+    from papermill import PapermillExecutionError
+
+    notebook, out_dir, parameters = argv
+    try:
+        run_notebook(Path(notebook), out_dir, json.loads(parameters))
+    except PapermillExecutionError as error:
+        print(
+            f"error: {Path(notebook).name} failed in cell [{error.exec_count}]: {error.ename}: "
+            f"{error.evalue}",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
 
 
 VECTOR_UNITS = (("avx512_bf16", "AVX-512 with bfloat16"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
@@ -158,34 +222,29 @@ def machine():
     return f"{info['name'] or 'unknown CPU'}, {os.cpu_count()} vCPUs, {vector}"
 
 
-def children_cpu_seconds():
-    """Processor time (user + system) of this process's finished children and of theirs.
+def format_times(seconds, cpu_seconds, elapsed, jobs, load):
+    """The demo's closing table: wall and CPU seconds per notebook, the whole, the machine.
 
-    A notebook's kernel is a child of this process, and the processes it starts (the checking
-    workers, notebook 05's measuring processes) are its children: once the kernel has been
-    shut down, their time is all here (``getrusage(RUSAGE_CHILDREN)``, man 2 getrusage).
-    """
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def format_times(seconds, cpu_seconds, load):
-    """The demo's closing table: wall and CPU seconds per notebook, the total, the machine.
-
-    ``load`` is the 1-minute load average before the first notebook and after each: above
-    the number of vCPUs, other work shared the machine, and the wall times grow with it
-    while the CPU times (the work the notebook itself did) change much less.
+    CPU seconds are those of the notebook's process, its kernel and the processes the kernel
+    started; ``elapsed`` is the demo's wall time, with ``jobs`` notebooks at a time. ``load``
+    is the 1-minute load average before the first notebook and after each: above the number
+    of vCPUs, other work shared the machine, and the wall times grow with it while the CPU
+    times (the work the notebook itself did) change much less.
     """
     width = max([len(name) for name in seconds] + [len("notebook")])
     lines = [f"{'notebook':<{width}}  seconds  CPU seconds", f"{'-' * width}  -------  -----------"]
     lines += [
-        f"{name:<{width}}  {seconds[name]:7.0f}  {cpu_seconds[name]:11.0f}" for name in seconds
+        f"{name:<{width}}  {seconds[name]:7.0f}  {cpu_seconds[name]:11.0f}"
+        for name in sorted(seconds)
     ]
-    lines.append(
-        f"{'all':<{width}}  {sum(seconds.values()):7.0f}  {sum(cpu_seconds.values()):11.0f}"
-    )
+    everything = f"all, {jobs} at a time"
+    lines.append(f"{everything:<{width}}  {elapsed:7.0f}  {sum(cpu_seconds.values()):11.0f}")
     lines.append(
         f"Measured on {machine()}; load average {min(load):.1f} to {max(load):.1f} "
         f"(1 minute) while it ran."
     )
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
