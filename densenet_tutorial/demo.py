@@ -1,10 +1,11 @@
 """The offline demo: the whole notebook sequence, run in quick mode, with everything it shows.
 
-``python -m densenet_tutorial demo`` executes every notebook, ``notebooks/01_*.ipynb`` to the
-last, in order with papermill and ``QUICK = True``: generated images and small sizes, so it
-needs neither Kaggle nor a GPU. The executed copies (with their outputs) and every figure
-they drew are saved under ``runs/demo/``, and it ends with a table of the seconds each
-notebook took and the machine they were measured on. The tests run the notebooks the same way.
+``python -m densenet_tutorial demo`` executes every notebook with papermill and
+``QUICK = True``: generated images and small sizes, so it needs neither Kaggle nor a GPU. Two
+run at a time, each as soon as the notebooks it uses have run (``NEEDS``). The executed copies
+(with their outputs) and every figure they drew are saved under ``runs/demo/``, and it ends
+with a table of the seconds each notebook took and the machine they were measured on. The
+tests run the notebooks the same way (``run_notebook``), one after another.
 
 Each notebook runs in a Jupyter kernel of its own. What the kernel's C++ libraries write
 straight to the terminal (TensorFlow's start-up lines, such as "Could not find cuda drivers"
