@@ -11,8 +11,7 @@ Each notebook runs in a Jupyter kernel of its own. What the kernel's C++ librari
 straight to the terminal (TensorFlow's start-up lines, such as "Could not find cuda drivers"
 on a machine without a GPU) goes to the kernel's log beside the executed copy
 (``runs/demo/01_data.log`` ...), not into the notebook or onto the console; what the
-notebook's Python code prints, warnings included, stays in the notebook. The kernel talks to
-papermill over local sockets (IPC), not TCP.
+notebook's Python code prints, warnings included, stays in the notebook.
 """
 
 import base64
@@ -34,21 +33,18 @@ def notebook_paths():
 
 
 def kernel_manager_logging_to(log):
-    """A Jupyter kernel manager whose kernels talk over IPC and write their own output to ``log``.
+    """A Jupyter kernel manager whose kernels write their own output to ``log``.
 
     ``log`` is an open file; it receives the kernel process's standard output and error, so
-    the C++ libraries' lines land there. The notebook's own output is unchanged, because the
-    kernel is started with ``--IPKernelApp.capture_fd_output=False``: ipykernel then leaves
-    the process's file descriptors alone and forwards only what Python code prints.
+    the C++ libraries' lines land there, and so do ipykernel's own warnings (such as "Kernel
+    is running over TCP without encryption", about its local ports). The notebook's own
+    output is unchanged, because the kernel is started with
+    ``--IPKernelApp.capture_fd_output=False``: ipykernel then leaves the process's file
+    descriptors alone and forwards only what Python code prints.
     """
     from jupyter_client import AsyncKernelManager
-    from traitlets import default
 
     class KernelManager(AsyncKernelManager):
-        @default("transport")
-        def _default_transport(self):
-            return "ipc"  # Unix sockets: no TCP port, nothing to eavesdrop on
-
         async def start_kernel(self, **kwargs):
             arguments = [
                 *kwargs.pop("extra_arguments", []),

@@ -105,7 +105,7 @@ def test_library_lines_go_to_the_kernel_log_and_python_output_stays(tmp_path, ca
     assert "written by a C++ library" in (tmp_path / "00_stand_in.log").read_text()
     console = capfd.readouterr()
     assert "C++" not in console.out + console.err
-    assert "without encryption" not in console.out + console.err  # IPC, not TCP
+    assert "without encryption" not in console.out + console.err  # ipykernel's, in the log
 
 
 def test_closing_table_gives_each_notebook_the_whole_and_the_machine():
