@@ -7,9 +7,60 @@ command exits with status 2; any other exception is a bug and keeps its tracebac
 """
 
 import argparse
+import contextlib
+import os
 import sys
+import tempfile
 
+from densenet_tutorial.defaults import BATCH_SIZE, EPOCHS, FULL, PRECISIONS, QUICK, SEED
+from densenet_tutorial.defaults import QUICK_STEPS_PER_EPOCH as QUICK_STEPS
 from densenet_tutorial.errors import ProjectError
+
+# What TensorFlow's C++ code writes to the terminal as it starts on a machine without a GPU:
+# the CUDA stubs finding no driver ("Could not find cuda drivers", "failed call to cuInit"),
+# the oneDNN notice, and Abseil's note that logging is not set up yet. They are written before
+# TensorFlow reads TF_CPP_MIN_LOG_LEVEL, so that setting cannot hide them, and none of them
+# asks the user to do anything.
+START_UP_NOISE = (
+    "absl::InitializeLog() is called",
+    "cudart_stub.cc",
+    "cuda_platform.cc",
+    "cuda_diagnostics.cc",
+    "oneDNN custom operations are on",
+)
+
+
+@contextlib.contextmanager
+def without_start_up_noise():
+    """Hold back the lines of ``START_UP_NOISE`` written to standard error in this block.
+
+    They are written by C++ code to file descriptor 2, not through ``sys.stderr``, so the
+    descriptor itself is pointed at a temporary file; every other line is shown afterwards,
+    as it came.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode(errors="replace").splitlines(keepends=True):
+                if not any(noise in line for noise in START_UP_NOISE):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
+
+
+def start_tensorflow():
+    """Import TensorFlow and let it look for GPUs, without its start-up noise on the console."""
+    with without_start_up_noise():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # where it tries CUDA (cuInit)
 
 
 def _blocks(text):
@@ -22,17 +73,16 @@ def _blocks(text):
 
 def add_model_options(parser):
     """The architecture knobs shared by every command that builds a DenseNet."""
-    from densenet_tutorial.model import DENSENET169
-
+    blocks, k, size = FULL["blocks"], FULL["growth_rate"], FULL["image_size"]
     parser.add_argument(
         "--blocks",
         type=_blocks,
-        default=DENSENET169,
-        help="layers per dense block (default 6,12,32,32: DenseNet-169)",
+        default=blocks,
+        help=f"layers per dense block (default {_listed(blocks)}: DenseNet-169)",
     )
-    parser.add_argument("--growth-rate", type=int, default=32, help="k (default 32)")
+    parser.add_argument("--growth-rate", type=int, default=k, help=f"k (default {k})")
     parser.add_argument("--compression", type=float, default=0.5, help="theta (default 0.5)")
-    parser.add_argument("--image-size", type=int, default=224, help="side in pixels (224)")
+    parser.add_argument("--image-size", type=int, default=size, help=f"side in pixels ({size})")
     parser.add_argument(
         "--memory-efficient",
         action="store_true",
@@ -42,6 +92,7 @@ def add_model_options(parser):
 
 def cmd_summary(args):
     """Build a DenseNet and print its stages and parameter count."""
+    start_tensorflow()
     from densenet_tutorial.architecture import format_architecture
     from densenet_tutorial.model import build_densenet
 
@@ -61,11 +112,12 @@ def cmd_demo(args):
     """Run the whole notebook sequence in quick mode; keep the executed copies and figures."""
     from densenet_tutorial.demo import demo
 
-    demo(out_dir=args.out)
+    demo(out_dir=args.out, jobs=args.jobs)
 
 
 def cmd_explain(args):
     """Write Grad-CAM overlays of image files as PNG files."""
+    start_tensorflow()
     from densenet_tutorial.visualize import explain
 
     for row in explain(args.model, args.images, args.out, args.layer, args.target, args.alpha):
@@ -95,6 +147,7 @@ def cmd_synth(args):
 
 def cmd_train(args):
     """Train a DenseNet on a prepared split; evaluate the best model on the test split."""
+    start_tensorflow()
     from densenet_tutorial.training import format_time_plan, train
 
     options = dict(
@@ -113,11 +166,13 @@ def cmd_train(args):
     print(f"Test accuracy {metrics.get('accuracy', float('nan')):.4f}; results in {args.out}")
 
 
-def build_parser():
-    # Imported here, not at the top: `prepare` checks files in fresh worker processes that
-    # import this module, and they need no TensorFlow.
-    from densenet_tutorial.training import BATCH_SIZE, EPOCHS, PRECISIONS, QUICK, SEED
+def _listed(blocks):
+    return ",".join(map(str, blocks))
 
+
+def build_parser():
+    # Only `densenet_tutorial.defaults` here: the help and `prepare` start without TensorFlow;
+    # each command imports what it needs when it runs.
     parser = argparse.ArgumentParser(
         prog="python -m densenet_tutorial", description=__doc__.split("\n")[0]
     )
@@ -131,6 +186,9 @@ def build_parser():
         "demo", help="run every notebook in quick mode on generated data (no Kaggle, no GPU)"
     )
     demo.add_argument("--out", help="folder for the executed notebooks and figures (runs/demo)")
+    demo.add_argument(
+        "--jobs", type=int, help="notebooks run at a time (default 2, 1 on a single vCPU)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     explain = commands.add_parser("explain", help="write Grad-CAM overlays of images as PNG")
@@ -177,8 +235,10 @@ def build_parser():
     train.add_argument("--epochs", type=int, help=f"({EPOCHS}; {QUICK['epochs']} with --quick)")
     train.add_argument("--seed", type=int, help=f"random seed ({SEED})")
     train.add_argument("--quick", action="store_true",
-                       help="minutes on a CPU: 64 px, blocks 2,4,4,2, growth rate 12, 5 epochs "
-                       "of at most 40 steps, unless given")  # fmt: skip
+                       help=f"minutes on a CPU: {QUICK['image_size']} px, blocks "
+                       f"{_listed(QUICK['blocks'])}, growth rate {QUICK['growth_rate']}, "
+                       f"{QUICK['epochs']} epochs of at most {QUICK_STEPS} steps, unless given",
+                       )  # fmt: skip
     train.add_argument(
         "--precision", choices=PRECISIONS,
         help="auto (default): float16 on GPUs, bfloat16 on CPUs with bfloat16, else float32",

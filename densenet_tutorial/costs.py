@@ -87,9 +87,9 @@ def measure_training(
     """
     import keras
 
+    from densenet_tutorial.defaults import EPOCHS
     from densenet_tutorial.model import build_densenet
     from densenet_tutorial.training import (
-        EPOCHS,
         global_policy,
         learning_rate_schedule,
         pick_precision,

@@ -1,16 +1,29 @@
 """The offline demo: the whole notebook sequence, run in quick mode, with everything it shows.
 
-``python -m densenet_tutorial demo`` executes ``notebooks/01_*.ipynb`` ... ``05_*.ipynb`` in
-order with papermill and ``QUICK = True``: generated images and small sizes, so it needs
-neither Kaggle nor a GPU. The executed copies (with their outputs) and every figure they
-drew are saved under ``runs/demo/``. The tests run the notebooks the same way.
+``python -m densenet_tutorial demo`` executes every notebook with papermill and
+``QUICK = True``: generated images and small sizes, so it needs neither Kaggle nor a GPU. Two
+run at a time, each as soon as the notebooks it uses have run (``NEEDS``). The executed copies
+(with their outputs) and every figure they drew are saved under ``runs/demo/``, and it ends
+with a table of the seconds each notebook took and the machine they were measured on. The
+tests run the notebooks the same way (``run_notebook``), one after another.
+
+Each notebook runs in a Jupyter kernel of its own. What the kernel's C++ libraries write
+straight to the terminal (TensorFlow's start-up lines, such as "Could not find cuda drivers"
+on a machine without a GPU) goes to the kernel's log beside the executed copy
+(``runs/demo/01_data.log`` ...), not into the notebook or onto the console; what the
+notebook's Python code prints, warnings included, stays in the notebook.
 """
 
 import base64
+import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from densenet_tutorial.errors import MissingInputError, RunError
+from densenet_tutorial.hardware import cpu_info
 from densenet_tutorial.project import notebooks_dir, runs_dir
 
 
@@ -19,11 +32,37 @@ def notebook_paths():
     return sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 
 
+def kernel_manager_logging_to(log):
+    """A Jupyter kernel manager whose kernels write their own output to ``log``.
+
+    ``log`` is an open file; it receives the kernel process's standard output and error, so
+    the C++ libraries' lines land there, and so do ipykernel's own warnings (such as "Kernel
+    is running over TCP without encryption", about its local ports). The notebook's own
+    output is unchanged, because the kernel is started with
+    ``--IPKernelApp.capture_fd_output=False``: ipykernel then leaves the process's file
+    descriptors alone and forwards only what Python code prints.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    class KernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kwargs):
+            arguments = [
+                *kwargs.pop("extra_arguments", []),
+                "--IPKernelApp.capture_fd_output=False",
+            ]
+            return await super().start_kernel(
+                extra_arguments=arguments, stdout=log, stderr=log, **kwargs
+            )
+
+    return KernelManager
+
+
 def run_notebook(notebook, out_dir, parameters):
     """Execute ``notebook`` with papermill; save the executed copy in ``out_dir``.
 
     Only the ``parameters`` the notebook declares in its cell tagged ``parameters`` are
     injected. A failing cell raises ``papermill.PapermillExecutionError``, naming the cell.
+    The kernel's own log goes to ``out_dir/NAME.log`` (see ``kernel_manager_logging_to``).
     """
     try:
         import papermill
@@ -35,14 +74,16 @@ def run_notebook(notebook, out_dir, parameters):
 
     declared = papermill.inspect_notebook(str(notebook))
     executed = Path(out_dir) / Path(notebook).name
-    papermill.execute_notebook(
-        str(notebook),
-        str(executed),
-        parameters={name: value for name, value in parameters.items() if name in declared},
-        cwd=str(Path(notebook).resolve().parent.parent),
-        kernel_name="python3",
-        progress_bar=False,
-    )
+    with open(executed.with_suffix(".log"), "wb") as log:
+        papermill.execute_notebook(
+            str(notebook),
+            str(executed),
+            parameters={name: value for name, value in parameters.items() if name in declared},
+            cwd=str(Path(notebook).resolve().parent.parent),
+            kernel_name="python3",
+            progress_bar=False,
+            kernel_manager_class=kernel_manager_logging_to(log),
+        )
     return executed
 
 
@@ -74,32 +115,133 @@ def quick_parameters(out_dir, data_dir=None):
     return parameters
 
 
-def demo(out_dir=None, data_dir=None):
+# What a notebook uses that an earlier one makes, by number: 03 trains on 01's split, and 04,
+# 05 and 06 use the run 03 trained (its model, its growth rate, its test accuracy). In quick
+# mode each would make a missing one itself, so these wait for it; the others run beside them.
+NEEDS = {"03": ("01",), "04": ("03",), "05": ("03",), "06": ("03",)}
+
+
+def demo(out_dir=None, data_dir=None, jobs=None):
     """Run every notebook in quick mode; return the seconds each took, by notebook name.
 
     ``out_dir`` (default ``runs/demo``) receives the executed notebooks, ``figures/`` and
-    the training runs; ``data_dir`` (default ``data``) the generated images.
+    the training runs; ``data_dir`` (default ``data``) the generated images. ``jobs``
+    notebooks run at a time (default 2, or 1 on a single vCPU), each in a process of its own,
+    as soon as what it ``NEEDS`` is there: tracing TensorFlow's graphs, much of a quick run,
+    keeps one core busy, so two notebooks share two vCPUs well. In parallel the later
+    notebooks, which take longest, start first.
     """
-    from papermill import PapermillExecutionError
-
     out_dir = Path(out_dir or runs_dir() / "demo").resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     parameters = quick_parameters(out_dir, data_dir)
-    seconds = {}
-    for notebook in notebook_paths():
-        print(f"Running {notebook.name} (quick mode) ...", flush=True)
-        start = time.perf_counter()
-        try:
-            executed = run_notebook(notebook, out_dir, parameters)
-        except PapermillExecutionError as error:
-            raise RunError(
-                f"{notebook.name} failed in cell [{error.exec_count}]: {error.ename}: "
-                f"{error.evalue}. The executed copy, with the error, is in {out_dir}."
-            ) from None
-        seconds[notebook.name] = time.perf_counter() - start
-        figures = save_figures(executed, out_dir / "figures")
-        print(f"  {seconds[notebook.name]:.0f} s, {len(figures)} figures -> {executed}")
-    print(
-        f"Demo finished in {sum(seconds.values()):.0f} s. Open the executed notebooks in {out_dir}"
-    )
+    jobs = jobs or min(2, os.cpu_count() or 1)
+    waiting, running, failed = notebook_paths(), {}, []
+    present = {path.name[:2] for path in waiting}
+    seconds, cpu_seconds, load, began = {}, {}, [os.getloadavg()[0]], time.perf_counter()
+    while waiting and not failed or running:
+        finished = {name[:2] for name in seconds}
+        ready = [
+            path
+            for path in waiting
+            if set(NEEDS.get(path.name[:2], ())) & present <= finished and not failed
+        ]
+        for notebook in sorted(ready, reverse=jobs > 1)[: jobs - len(running)]:
+            print(f"Running {notebook.name} (quick mode) ...", flush=True)
+            running[start_notebook(notebook, out_dir, parameters)] = (notebook, time.perf_counter())
+            waiting.remove(notebook)
+        process, cpu = wait_for_one(running)
+        notebook, start = running.pop(process)
+        seconds[notebook.name], cpu_seconds[notebook.name] = time.perf_counter() - start, cpu
+        load.append(os.getloadavg()[0])
+        if process.returncode != 0:
+            failed.append(notebook.name)
+        else:
+            figures = save_figures(out_dir / notebook.name, out_dir / "figures")
+            print(f"  {notebook.name}: {seconds[notebook.name]:.0f} s, {len(figures)} figures")
+    if failed:
+        raise RunError(
+            f"{', '.join(failed)} failed (the cell and the error are above); the executed "
+            f"copy, with the error, is in {out_dir}."
+        )
+    elapsed = time.perf_counter() - began
+    print(format_times(seconds, cpu_seconds, elapsed, jobs, load))
+    print(f"Open the executed notebooks in {out_dir}")
     return seconds
+
+
+def start_notebook(notebook, out_dir, parameters):
+    """``run_notebook`` in a new process: ``python -m densenet_tutorial.demo NOTEBOOK ...``."""
+    command = [sys.executable, "-m", "densenet_tutorial.demo", str(notebook), str(out_dir),
+               json.dumps(parameters)]  # fmt: skip
+    return subprocess.Popen(command)
+
+
+def wait_for_one(processes):
+    """Wait until one of ``processes`` ends; return it and the CPU seconds it used.
+
+    The CPU time (user + system, ``os.wait4``) is that of the process and of every process it
+    started and waited for: the notebook's kernel, and the kernel's own (the checking workers,
+    notebook 05's measuring processes).
+    """
+    while True:
+        for process in processes:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                process.returncode = os.waitstatus_to_exitcode(status)
+                return process, usage.ru_utime + usage.ru_stime
+        time.sleep(0.1)
+
+
+def main(argv):
+    """One notebook of the demo, in its own process (``start_notebook``); 2 if a cell failed."""
+    from papermill import PapermillExecutionError
+
+    notebook, out_dir, parameters = argv
+    try:
+        run_notebook(Path(notebook), out_dir, json.loads(parameters))
+    except PapermillExecutionError as error:
+        print(
+            f"error: {Path(notebook).name} failed in cell [{error.exec_count}]: {error.ename}: "
+            f"{error.evalue}",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+VECTOR_UNITS = (("avx512_bf16", "AVX-512 with bfloat16"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
+
+
+def machine():
+    """The CPU in a few words: model, vCPUs, and the vector instructions that set its speed."""
+    info = cpu_info()
+    vector = next((name for flag, name in VECTOR_UNITS if flag in info["flags"]), "no AVX2")
+    return f"{info['name'] or 'unknown CPU'}, {os.cpu_count()} vCPUs, {vector}"
+
+
+def format_times(seconds, cpu_seconds, elapsed, jobs, load):
+    """The demo's closing table: wall and CPU seconds per notebook, the whole, the machine.
+
+    CPU seconds are those of the notebook's process, its kernel and the processes the kernel
+    started; ``elapsed`` is the demo's wall time, with ``jobs`` notebooks at a time. ``load``
+    is the 1-minute load average before the first notebook and after each: above the number
+    of vCPUs, other work shared the machine, and the wall times grow with it while the CPU
+    times (the work the notebook itself did) change much less.
+    """
+    width = max([len(name) for name in seconds] + [len("notebook")])
+    lines = [f"{'notebook':<{width}}  seconds  CPU seconds", f"{'-' * width}  -------  -----------"]
+    lines += [
+        f"{name:<{width}}  {seconds[name]:7.0f}  {cpu_seconds[name]:11.0f}"
+        for name in sorted(seconds)
+    ]
+    everything = f"all, {jobs} at a time"
+    lines.append(f"{everything:<{width}}  {elapsed:7.0f}  {sum(cpu_seconds.values()):11.0f}")
+    lines.append(
+        f"Measured on {machine()}; load average {min(load):.1f} to {max(load):.1f} "
+        f"(1 minute) while it ran."
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -32,13 +32,19 @@ def evaluate(model, dataset, max_mistakes=MAX_MISTAKES, verbose=1):
     ``(image, true_label, probability_of_class_1)``. The loss is plain binary cross-entropy
     (without the label smoothing used in training), so it compares across recipes.
     """
+    import tensorflow as tf
+
     confusion = np.zeros((2, 2), dtype=int)
     auc = keras.metrics.AUC(from_logits=True)
     total_loss = 0.0
     mistakes = []
     steps = int(dataset.cardinality())
+    # One graph for every batch, the smaller last one too (predict_on_batch traces anew for it).
+    logits_of = tf.function(
+        lambda images: model(images, training=False), input_signature=[dataset.element_spec[0]]
+    )
     for images, labels in tqdm(dataset, total=steps if steps > 0 else None, disable=not verbose):
-        logits = np.asarray(model.predict_on_batch(images), dtype=np.float64).reshape(-1)
+        logits = np.asarray(logits_of(images), dtype=np.float64).reshape(-1)
         labels = np.asarray(labels).reshape(-1).astype(int)
         predicted = (logits > 0).astype(int)
         np.add.at(confusion, (labels, predicted), 1)

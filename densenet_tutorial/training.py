@@ -32,14 +32,20 @@ from densenet_tutorial import checkpoints, hardware
 from densenet_tutorial.data import augmentation, make_dataset, read_split
 from densenet_tutorial.data.files import write_atomically
 from densenet_tutorial.data.pipeline import training_epochs
+from densenet_tutorial.defaults import (  # the sizes of a run, written once there
+    BATCH_SIZE,
+    FULL,
+    PRECISIONS,
+    QUICK,
+    QUICK_STEPS_PER_EPOCH,
+    SEED,
+)
 from densenet_tutorial.errors import MissingInputError, RunError, SettingError
 from densenet_tutorial.evaluate import evaluate_run, read_history
 from densenet_tutorial.model import build_densenet
 from densenet_tutorial.pretrained import load_imagenet_weights
 
 # The recipe: "Bag of Tricks" (He et al., CVPR 2019) applied to the paper's SGD (Sec. 4.2).
-BATCH_SIZE = 32  # images per replica (per GPU); 7.1 GB at 224 px in float32 on a CPU
-EPOCHS = 40
 LEARNING_RATE = 0.1  # per 256 images: the paper's ImageNet rate, scaled linearly with the batch
 REFERENCE_BATCH = 256  # (Goyal et al. 2017, "linear scaling rule")
 MOMENTUM = 0.9  # Nesterov, as the paper
@@ -47,12 +53,6 @@ WEIGHT_DECAY = 1e-3  # decoupled; = the paper's L2 of 1e-4 / (1 - momentum), see
 WARMUP_FRACTION = 0.05  # linear warm-up over the first 5 % of steps (2 of 40 epochs)
 LABEL_SMOOTHING = 0.1
 NO_WEIGHT_DECAY = ("gamma", "beta", "bias")  # BatchNormalization scale/offset and the Dense bias
-SEED = 42
-
-QUICK = {"blocks": (2, 4, 4, 2), "growth_rate": 12, "image_size": 64, "epochs": 5}
-QUICK_STEPS_PER_EPOCH = 40  # quick mode also caps the training steps of each epoch
-FULL = {"blocks": (6, 12, 32, 32), "growth_rate": 32, "image_size": 224, "epochs": EPOCHS}
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 # A write that failed for want of room or a working disk (a full Google Drive, a dropped mount)
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG, errno.ENOTCONN,
                 errno.ESTALE, errno.EACCES, errno.EPERM}  # fmt: skip
@@ -375,8 +375,12 @@ def build_run(split_dir, settings, strategy, global_batch):
         )
         augment = augmentation(seed) if settings["augment"] else None
         model = training_model(network, augment, schedule)
-        # Built now, not inside fit's first traced step: there each momentum variable gets an
-        # initialisation graph that outlives the run (+10 MB per run of a tiny DenseNet, measured).
+        # The optimizer's slots now: Keras would create them inside the first training step, and
+        # a tf.function whose first call creates variables is traced a second time without them
+        # (TensorFlow's polymorphic_function.py, Function._call), which for DenseNet-169 costs
+        # half a minute of CPU before the first step (measured: 0.66x the first fit's CPU time);
+        # and each momentum variable would get an initialisation graph that outlives the run
+        # (+10 MB per run of a tiny DenseNet, measured).
         model.optimizer.build(model.trainable_variables)
     return model, val_data, steps_per_epoch
 
@@ -588,6 +592,7 @@ def train(
                     epochs=settings["epochs"],
                     initial_epoch=done,
                     steps_per_epoch=steps_per_epoch,
+                    shuffle=False,  # training_epochs shuffles; Keras would only warn it cannot
                     callbacks=make_callbacks(out_dir, backup) + list(callbacks),
                     verbose=verbose,
                 )

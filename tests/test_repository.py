@@ -1,5 +1,6 @@
 """Repository hygiene: lint, formatting, and one list of runtime packages."""
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -55,3 +56,20 @@ def test_nothing_points_at_documents_the_repository_does_not_hold():
     command = ["git", "grep", "-n", "-I", "-E", "|".join(pointers), "--", ".", ":!LICENSE"]
     found = subprocess.run(command, cwd=ROOT, capture_output=True, text=True).stdout
     assert found == "", found
+
+
+def test_colab_environment_pins_every_package_the_project_needs():
+    """CI's second environment is Colab's: each runtime package at the version Colab has."""
+    text = (ROOT / "requirements-colab.txt").read_text()
+    assert "googlecolab/backend-info" in text and "pip-freeze.gpu.txt" in text  # the source
+    assert re.search(r"\b20\d\d-\d\d-\d\d\b", text)  # and its date
+    pins = dict(line.split("==") for line in text.splitlines() if line and not line.startswith("#"))
+    normal = {re.sub(r"[-_.]+", "-", name).lower() for name in pins}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    needed = project["dependencies"] + ["ipykernel", "nbclient", "papermill", "pytest"]
+    for requirement in needed:
+        name = re.split(r"[<>=\[ ]", requirement)[0]
+        assert re.sub(r"[-_.]+", "-", name).lower() in normal, name
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "PYENV_VERSION=3.13" in ci and "pip install -r requirements-colab.txt" in ci
+    assert "pytest tests/test_colab.py tests/test_notebooks.py" in ci
