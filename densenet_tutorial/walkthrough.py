@@ -11,10 +11,13 @@
 The tests check that each gives what the full version gives.
 """
 
+import math
+
 import keras
 import tensorflow as tf
 
-from densenet_tutorial.data import augmentation, make_dataset
+from densenet_tutorial.data import augmentation, make_dataset, read_split
+from densenet_tutorial.data.pipeline import training_epochs
 from densenet_tutorial.model import build_densenet
 from densenet_tutorial.training import (
     SEED,
@@ -30,20 +33,24 @@ def train_in_brief(split_dir, blocks, growth_rate, image_size, batch_size, epoch
     """Train a DenseNet on a split and measure it on the test images: ``(history, metrics)``.
 
     ``augment``: the augmentation layer (None: ``augmentation(seed)``, the one ``train``
-    uses); ``steps_per_epoch`` caps the training steps of an epoch (quick mode).
+    uses); ``steps_per_epoch`` caps the training steps of an epoch (quick mode). The training
+    images come epoch after epoch, each epoch in the order its number and the seed give it
+    (``training_epochs``), so ``fit`` is told how many steps make an epoch.
     """
     keras.utils.set_random_seed(seed)
-    strategy = pick_strategy()  # one replica per GPU (or TPU core); a CPU is one replica
+    strategy = pick_strategy()  # one replica per GPU; a CPU is one replica
     global_batch = batch_size * strategy.num_replicas_in_sync  # each replica gets batch_size
-    train = make_dataset(split_dir, "train", image_size, global_batch, shuffle=True, seed=seed)
-    train = train.take(steps_per_epoch) if steps_per_epoch else train
+    steps = math.ceil(len(read_split(split_dir, "train")[1]) / global_batch)
+    steps = min(steps, steps_per_epoch or steps)
+    train = training_epochs(split_dir, range(epochs), image_size, global_batch, seed, steps)
     val = make_dataset(split_dir, "val", image_size, global_batch)
     test = make_dataset(split_dir, "test", image_size, global_batch)
     with strategy.scope():  # the variables are made on (mirrored to) every replica
         network = build_densenet(blocks, growth_rate, input_shape=(image_size, image_size, 3))
         model = AugmentedModel(network, augmentation(seed) if augment is None else augment)
-        compile_model(model, learning_rate_schedule(global_batch, len(train), epochs))
-    history = model.fit(train, validation_data=val, epochs=epochs, verbose=verbose)
+        compile_model(model, learning_rate_schedule(global_batch, steps, epochs))
+    history = model.fit(train, validation_data=val, epochs=epochs, steps_per_epoch=steps,
+                        shuffle=False, verbose=verbose)  # fmt: skip
     return history.history, model.evaluate(test, return_dict=True, verbose=0)
 
 

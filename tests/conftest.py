@@ -1,6 +1,8 @@
 """Fixtures shared by the test modules."""
 
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -20,3 +22,17 @@ def synthetic_split(tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "fewer than 25,000 images: 68/16/16"
         return prepare(source=folder / "images", out=folder / "out", workers=1, progress=False)
+
+
+@pytest.fixture
+def colab_kernel(monkeypatch):
+    """This process as a Colab kernel: ``google.colab`` imported, as Colab's kernels do at
+    start-up, from the stand-in in ``tests/colab_stub`` (its ``drive.mount`` and
+    ``files.upload`` are driven by environment variables, see there). Afterwards every
+    ``google.colab`` module is gone again, so no later test believes it runs on Colab."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "colab_stub"))
+    import google.colab
+
+    yield google.colab
+    for name in [name for name in sys.modules if name.startswith("google.colab")]:
+        del sys.modules[name]

@@ -275,9 +275,9 @@ def test_colab_set_up_cell_clones_installs_and_mounts_drive(tmp_path):
     assert "Products (data/, runs/) are kept in " + str(content / "drive") in done.stdout
 
 
-def test_without_drive_the_notebook_says_a_reset_loses_the_run(monkeypatch, tmp_path, capsys):
-    monkeypatch.syspath_prepend(str(STUB))
-    monkeypatch.setitem(sys.modules, "google.colab", __import__("google.colab").colab)
+def test_without_drive_the_notebook_says_a_reset_loses_the_run(
+    colab_kernel, monkeypatch, tmp_path, capsys
+):
     monkeypatch.chdir(tmp_path)
     colab.setup(keep_on_drive=False)
     assert Path.cwd() == ROOT

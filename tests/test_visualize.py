@@ -316,15 +316,11 @@ def test_explain_photo_gives_the_prediction_and_both_classes_maps(model, tmp_pat
         visualize.explain_photo(model, tmp_path / "missing.jpg")
 
 
-def test_on_colab_the_photo_is_the_one_uploaded(monkeypatch, tmp_path):
-    import sys
+def test_on_colab_the_photo_is_the_one_uploaded(colab_kernel, monkeypatch, tmp_path):
     from pathlib import Path
 
     from densenet_tutorial import notebooks
 
-    stub = Path(__file__).parent / "colab_stub"
-    monkeypatch.syspath_prepend(str(stub))
-    monkeypatch.setitem(sys.modules, "google.colab", __import__("google.colab").colab)
     upload = tmp_path / "my cat.jpg"
     cv2.imwrite(str(upload), np.full((40, 60, 3), 128, np.uint8))
     monkeypatch.setenv("FAKE_COLAB_UPLOAD", str(upload))

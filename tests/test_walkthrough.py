@@ -172,10 +172,9 @@ def test_the_photo_is_the_shipped_cat_from_any_folder_and_upload_is_for_colab(
     assert notebooks.photo_path(str(photo)) == photo
 
 
-def test_upload_on_colab_and_the_cat_when_nothing_is_uploaded(tmp_path, monkeypatch, capsys):
-    stub = Path(__file__).parent / "colab_stub"
-    monkeypatch.syspath_prepend(str(stub))
-    monkeypatch.setitem(sys.modules, "google.colab", __import__("google.colab").colab)
+def test_upload_on_colab_and_the_cat_when_nothing_is_uploaded(
+    colab_kernel, tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
     upload = tmp_path / "mine.png"
     upload.write_bytes((ROOT / "images" / "chelsea.png").read_bytes()[:100])
