@@ -176,15 +176,30 @@ def test_01_3_break_a_file(quick_images, tmp_path):
     assert {p: p.stat().st_size for p in folder.rglob("*") if p.is_file()} == before
 
 
-def test_01_4_a_stronger_augmentation_without_editing_the_package(quick_images, synthetic_split):
-    def stronger():
-        return keras.Sequential([augmentation(seed=0), keras.layers.RandomFlip("vertical", seed=0)])
+class Stronger(keras.layers.Layer):
+    """Exercise 01.4's layer, as the notebook gives it."""
 
+    def __init__(self, seed=0):
+        super().__init__()
+        self.augment = augmentation(seed)
+        self.flip = keras.layers.RandomFlip("vertical", seed=seed)
+
+    def call(self, images, step=0):
+        return self.flip(self.augment(images, step=step))
+
+
+def test_01_4_a_stronger_augmentation_without_editing_the_package(quick_images, synthetic_split):
     images, _ = next(iter(make_dataset(quick_images / "splits", "train", 64, 4, cache=False)))
-    drawn = stronger()
-    draws = [drawn(tf.cast(images, "float32"), training=True) for _ in range(5)]
+    stronger = Stronger()
+    draws = [stronger(images, step=step).numpy() for step in range(5)]
     assert all(draw.shape == images.shape for draw in draws)
-    assert not np.allclose(draws[0], draws[1])  # a new draw each call
+    assert not np.allclose(draws[0], draws[1])  # a new draw each step
+    # The step reaches the training augmentation inside: each draw is step s's crop, upside
+    # down or not (a keras.Sequential would give step 0's crops at every step).
+    for step, draw in enumerate(draws):
+        crops = stronger.augment(images, step=step).numpy()
+        for image, crop in zip(draw, crops, strict=True):
+            assert np.allclose(image, crop) or np.allclose(image, crop[::-1])
     # What it costs: the quick network trained with it and without it, here on the small
     # split for one epoch of two steps: the code runs; which is better is the learner's run.
     recipe = {**training.QUICK, "epochs": 1}
@@ -192,7 +207,7 @@ def test_01_4_a_stronger_augmentation_without_editing_the_package(quick_images, 
         results = {
             name: train_in_brief(synthetic_split, **recipe, batch_size=32, augment=augment,
                                  steps_per_epoch=2, verbose=0)
-            for name, augment in (("stronger", stronger()), ("training's", None))
+            for name, augment in (("stronger", Stronger()), ("training's", None))
         }  # fmt: skip
     for history, _ in results.values():
         assert len(history["val_accuracy"]) == 1
