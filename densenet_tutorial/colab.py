@@ -10,11 +10,13 @@ from ``densenet_tutorial.project``); then, on Colab and on your own machine alik
   ``runs/`` (training runs) are kept, and works there. On Colab, with ``keep_on_drive``, that
   is a folder on Google Drive (``google.colab.drive.mount``): a recycled runtime (idle
   timeout, the 12-hour cap, a lost GPU) loses its disk, Drive keeps the runs, and a run
-  resumes in the next runtime. The images themselves stay on the runtime's disk, in
-  kagglehub's cache, and are downloaded again in a new runtime. Elsewhere the products
-  folder is the project's root;
+  resumes in the next runtime. The photos themselves are not on Drive: on Colab kagglehub
+  has the runtime mount them read-only under ``/kaggle/input/`` (or downloads them into its
+  cache on the runtime's disk), again in every new runtime (``data.download``). Elsewhere
+  the products folder is the project's root;
 - reports the GPU, and stops a notebook that trains for real on a runtime without one
-  (``require_gpu``): 40 epochs of DenseNet-169 on two CPU cores take about a week.
+  (``require_gpu``): 40 epochs of DenseNet-169 on two CPU cores take about a day (the time
+  plan measured 34 minutes per epoch on a 2-vCPU CPU with bfloat16) or longer.
 """
 
 import importlib.util
@@ -36,7 +38,7 @@ The real run (QUICK = False) trains DenseNet-169 on 25,000 images and needs a GP
   on Colab: {SWITCH_RUNTIME};
   on your own machine: set QUICK = True in the parameters cell."""
 NO_GPU_STOP = (
-    f"No GPU or TPU: this notebook's real run (QUICK = False) would train for days on a CPU. "
+    f"No GPU: this notebook's real run (QUICK = False) would train for days on a CPU. "
     f"On Colab: {SWITCH_RUNTIME}. Or set QUICK = True (minutes on a CPU), or, if you really "
     f"mean to train on this machine, REQUIRE_GPU = False."
 )

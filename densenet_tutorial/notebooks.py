@@ -12,6 +12,7 @@ from pathlib import Path
 
 from densenet_tutorial.data import prepare, read_split, synthesize
 from densenet_tutorial.data.files import write_atomically
+from densenet_tutorial.defaults import BATCH_SIZE, FULL, QUICK
 from densenet_tutorial.errors import MissingInputError, SettingError
 from densenet_tutorial.model import depth
 
@@ -21,9 +22,11 @@ QUICK_DOUBTFUL_PHOTOS = 8  # photos notebook 01 shows the stand-in ImageNet netw
 QUICK_DOUBTFUL_SIZE = 32  # at this side in pixels (DenseNet-169 takes 29 at least)
 PREPARING = (
     "No split of the Cats-vs-Dogs photos on this runtime yet: preparing it now, as notebook "
-    "01 does. kagglehub downloads the 25,000 photos (minutes, depending on the network), then "
-    "every file is decoded once: 27 s for 25,000 generated 500x375 JPEGs on a 2-core CPU "
-    "(measured), about as long on a 2-vCPU Colab runtime (an estimate)."
+    "01 does. kagglehub has Colab mount the 25,000 photos (or downloads them: minutes, "
+    "depending on the network), then every file is checked once: 34 s for 25,000 generated "
+    "500x375 JPEGs on a shared 2-vCPU CPU (measured), about as long on a 2-vCPU Colab runtime "
+    "(an estimate). Files checked in an earlier runtime are recognised by their content and "
+    "not decoded again."
 )
 
 
@@ -99,13 +102,11 @@ def train_options():
 def training_settings(quick, **given):
     """Notebook 03's run: the settings ``given`` (not None), else the recipe's.
 
-    The recipe is ``training.FULL`` (DenseNet-169, k = 32, 224 px, 40 epochs) or, in quick
-    mode, ``training.QUICK``; the batch is ``training.BATCH_SIZE`` images per replica. Any
+    The recipe is ``defaults.FULL`` (DenseNet-169, k = 32, 224 px, 40 epochs) or, in quick
+    mode, ``defaults.QUICK``; the batch is ``defaults.BATCH_SIZE`` images per replica. Any
     other option of ``train`` may be given too (``augment=False``, ``seed=1``, ...): it is
     kept, and names the run folder (``run_folder``).
     """
-    from densenet_tutorial.training import BATCH_SIZE, FULL, QUICK
-
     options = train_options()
     unknown = sorted(set(given) - set(RUN_SETTINGS) - set(options))
     if unknown:
