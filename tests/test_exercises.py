@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import shutil
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -176,19 +177,20 @@ def test_01_3_break_a_file(quick_images, tmp_path):
     assert {p: p.stat().st_size for p in folder.rglob("*") if p.is_file()} == before
 
 
-class Stronger(keras.layers.Layer):
-    """Exercise 01.4's layer, as the notebook gives it."""
-
-    def __init__(self, seed=0):
-        super().__init__()
-        self.augment = augmentation(seed)
-        self.flip = keras.layers.RandomFlip("vertical", seed=seed)
-
-    def call(self, images, step=0):
-        return self.flip(self.augment(images, step=step))
+def exercise_code(notebook, marker):
+    """The fenced Python block of ``notebook``'s markdown that contains ``marker``."""
+    for cell in nbformat.read(ROOT / "notebooks" / notebook, as_version=4).cells:
+        if cell.cell_type == "markdown" and marker in cell.source:
+            blocks = cell.source.split("```python")[1:]
+            code = next(block.split("```")[0] for block in blocks if marker in block)
+            return textwrap.dedent(code)
+    raise AssertionError(f"{notebook} has no exercise code with {marker!r}")
 
 
 def test_01_4_a_stronger_augmentation_without_editing_the_package(quick_images, synthetic_split):
+    namespace = {"augmentation": augmentation}
+    exec(exercise_code("01_data.ipynb", "class Stronger"), namespace)  # the notebook's code
+    Stronger = namespace["Stronger"]
     images, _ = next(iter(make_dataset(quick_images / "splits", "train", 64, 4, cache=False)))
     stronger = Stronger()
     draws = [stronger(images, step=step).numpy() for step in range(5)]
@@ -203,12 +205,14 @@ def test_01_4_a_stronger_augmentation_without_editing_the_package(quick_images, 
     # What it costs: the quick network trained with it and without it, here on the small
     # split for one epoch of two steps: the code runs; which is better is the learner's run.
     recipe = {**training.QUICK, "epochs": 1}
-    with eagerly():
+    with eagerly(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         results = {
             name: train_in_brief(synthetic_split, **recipe, batch_size=32, augment=augment,
                                  steps_per_epoch=2, verbose=0)
             for name, augment in (("stronger", Stronger()), ("training's", None))
         }  # fmt: skip
+    assert not [w for w in caught if "unbuilt state" in str(w.message)]  # its build() builds
     for history, _ in results.values():
         assert len(history["val_accuracy"]) == 1
         assert 0 <= history["val_accuracy"][-1] <= 1
