@@ -102,9 +102,10 @@ def test_decoupled_weight_decay_shrinks_like_the_papers_l2_under_momentum():
 
 
 def test_loss_and_metrics_read_the_logit():
-    # A "model" whose output is its input, so we choose the logits.
+    # A "model" whose output is its input, so we choose the logits (an Identity layer between
+    # them: Keras 3.13, Colab's, refuses a model whose input is its output).
     logit = keras.Input((1,))
-    model = training.compile_model(keras.Model(logit, logit), 0.0)
+    model = training.compile_model(keras.Model(logit, keras.layers.Identity()(logit)), 0.0)
     z = np.array([[-2.0], [-0.1], [0.3], [4.0], [1.5], [-3.0]], dtype="float32")
     y = np.array([[0.0], [1.0], [1.0], [1.0], [0.0], [0.0]], dtype="float32")
     result = model.evaluate(z, y, batch_size=6, verbose=0, return_dict=True)
