@@ -60,7 +60,7 @@ IMAGE_LINK = re.compile(
 SOURCE_TAG = "source:"
 TABLE_START, TABLE_END = "<!-- notebooks-table:start -->", "<!-- notebooks-table:end -->"
 TABLE_HEADER = [
-    "| notebook | open | what it teaches | quick mode, a 2-vCPU CPU | full run, Colab T4 |",
+    "| notebook | open | what it teaches | quick mode, 2-vCPU AVX-512 CPU | full run, Colab T4 |",
     "|---|---|---|---|---|",
 ]
 NOT_WRITTEN = ["(to write)", "not measured", "not measured"]  # hand-written cells of a new row
