@@ -73,5 +73,5 @@ def test_colab_environment_pins_every_package_the_project_needs():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "PYENV_VERSION=3.13" in ci and "pip install -r requirements-colab.txt" in ci
     colab_tests = ci.split("pip install -r requirements-colab.txt")[1]
-    for tests in ("colab", "notebooks", "xla", "augment"):
+    for tests in ("colab", "notebooks", "exercises", "xla", "augment"):
         assert f"tests/test_{tests}.py" in colab_tests, tests
