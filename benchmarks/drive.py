@@ -14,7 +14,6 @@ once the run has finished and been evaluated. Run it from the repository's root.
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import warnings
@@ -115,5 +114,4 @@ def main():
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     main()

@@ -22,9 +22,7 @@ goes to ``state-{e % 2}.npz``, written under a temporary name and renamed, so th
 state is never touched while the new one is written.
 """
 
-import contextlib
 import csv
-import os
 import re
 import shutil
 import time
@@ -33,7 +31,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from densenet_tutorial.data.files import write_atomically
+from densenet_tutorial.data.files import write_csv, write_then_rename
 
 BACKUP = "backup"  # the folder inside the run folder
 SLOTS = ("state-0.npz", "state-1.npz")  # the state after epoch e is in SLOTS[e % 2]
@@ -59,25 +57,6 @@ def plain_name(variable):
     (``seed_generator_3/seed_generator_state`` -> ``seed_generator/seed_generator_state``),
     which depend on what else the process built before."""
     return re.sub(r"_\d+(?=/|$)", "", variable.path)
-
-
-def write_then_rename(path, write):
-    """Call ``write(temporary)`` for a file beside ``path``, flush it to the disk, rename it.
-
-    Whatever stops the write (a full disk, a runtime cut off) leaves the file that was at
-    ``path`` before, or the new one, whole: never a mixture.
-    """
-    path = Path(path)
-    temporary = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
-        write(temporary)
-        with open(temporary, "rb+") as file:
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
-        raise
 
 
 def save_state(path, model, epoch):
@@ -234,7 +213,7 @@ def resume(out_dir, model, epochs, verbose=1):
     if moved:
         aside = set_aside(out_dir, moved)
         if done and more:
-            write_atomically(history, "".join(",".join(row) + "\n" for row in [header, *kept]))
+            write_csv(history, header, kept)
         print(set_aside_message(out_dir, done, unusable, aside))
     elif done and verbose:
         print(f"Resuming {out_dir} after epoch {done} of {epochs} (the state in {BACKUP}/).")

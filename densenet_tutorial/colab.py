@@ -106,18 +106,13 @@ def setup(keep_on_drive=True, require_gpu=False):
     print(f"Products (data/, runs/) are kept in {folder}")
     if on_colab() and not keep_on_drive:
         print(WITHOUT_DRIVE)
-    accelerators = accelerator_names()
+    accelerators = [gpu["name"] for gpu in hardware.gpus()]
     if accelerators:
         print(f"GPU: {', '.join(accelerators)}")
     elif require_gpu:
         raise RunError(NO_GPU_STOP)
     else:
         print(NO_GPU_ADVICE)
-
-
-def accelerator_names():
-    """The GPUs (by name) TensorFlow can use; empty on a CPU-only runtime."""
-    return [gpu["name"] for gpu in hardware.gpus()]
 
 
 def show_project_errors_in_one_line():

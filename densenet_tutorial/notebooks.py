@@ -99,6 +99,19 @@ def train_options():
     }
 
 
+def checked_options(names):
+    """``train_options()``, after a ``SettingError`` for any of ``names`` that ``train`` does
+    not take."""
+    options = train_options()
+    unknown = sorted(set(names) - set(RUN_SETTINGS) - set(options))
+    if unknown:
+        raise SettingError(
+            f"{', '.join(unknown)}: not an option of train(); the options are "
+            f"{', '.join(RUN_SETTINGS + tuple(options))}."
+        )
+    return options
+
+
 def training_settings(quick, **given):
     """Notebook 03's run: the settings ``given`` (not None), else the recipe's.
 
@@ -107,13 +120,7 @@ def training_settings(quick, **given):
     other option of ``train`` may be given too (``augment=False``, ``seed=1``, ...): it is
     kept, and names the run folder (``run_folder``).
     """
-    options = train_options()
-    unknown = sorted(set(given) - set(RUN_SETTINGS) - set(options))
-    if unknown:
-        raise SettingError(
-            f"{', '.join(unknown)}: not an option of train(); the options are "
-            f"{', '.join(RUN_SETTINGS + tuple(options))}."
-        )
+    options = checked_options(given)
     recipe = {**(QUICK if quick else FULL), "batch_size": BATCH_SIZE}
     settings = {
         name: recipe[name] if given.get(name) is None else given[name] for name in RUN_SETTINGS
@@ -162,10 +169,7 @@ def run_folder(
     ``BATCH_SIZE`` after running out of memory, ``augment=False`` or another fine-tuning
     rate each start a run of their own, beside the others.
     """
-    defaults = train_options()
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        raise SettingError(f"{', '.join(unknown)}: not an option of train().")
+    defaults = checked_options(options)
     words = [f"densenet{depth(blocks)}", f"k{growth_rate}", f"{image_size}px", f"b{batch_size}",
              f"{epochs}ep"]  # fmt: skip
     words += [option_word(name, options[name]) for name in defaults  # train()'s order

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import keras
 
-from densenet_tutorial.errors import MissingInputError, ProjectError, SettingError
+from densenet_tutorial.errors import MissingInputError, SettingError
 
 IMAGENET_CLASSES = 1000
 
@@ -23,12 +23,22 @@ def load_imagenet_weights(model, weights="imagenet"):
     ``conv1_conv`` to ``bn`` is copied; the classifier (``predictions``) too if ``model`` has
     1,000 classes (keras.applications ends in a softmax, ours in the logits before it: the
     same weights). Otherwise the head stays as built. Raises ``SettingError`` naming the
-    first layer that differs (another k, other blocks). Returns the names of the copied layers.
+    first layer that differs (another k, other blocks), ``MissingInputError`` when Keras cannot
+    download the weights. Returns the names of the copied layers.
     """
     with_top = model.get_layer("predictions").units == IMAGENET_CLASSES
     shape = (224, 224, 3) if with_top else model.input_shape[1:]
-    source = keras.applications.DenseNet169(weights=weights, include_top=with_top,
-                                            input_shape=shape)  # fmt: skip
+    try:
+        source = keras.applications.DenseNet169(weights=weights, include_top=with_top,
+                                                input_shape=shape)  # fmt: skip
+    except Exception as error:
+        if weights != "imagenet" or type(error) is not Exception:
+            raise
+        # keras.utils.get_file raises a bare Exception when the download fails
+        raise MissingInputError(
+            f"Keras could not download the ImageNet weights of DenseNet-169 (about 57 MB, once): "
+            f"{error}"
+        ) from error
     copied = []
     for layer in source.layers:
         if not layer.weights:
@@ -101,15 +111,5 @@ def doubtful_photos(split_dir, weights="imagenet", image_size=224, limit=None,
         rows += part_rows
     rows = rows[:limit]
     network = densenet169(input_shape=(image_size, image_size, 3), num_classes=IMAGENET_CLASSES)
-    try:
-        load_imagenet_weights(network, weights)
-    except ProjectError:
-        raise
-    except Exception as error:  # Keras raises a bare Exception when a download fails
-        if weights != "imagenet":
-            raise
-        raise MissingInputError(
-            f"Keras could not download the ImageNet weights of DenseNet-169 (about 57 MB, once): "
-            f"{error}"
-        ) from error
+    load_imagenet_weights(network, weights)
     return find_doubtful(network, root, rows, image_size=image_size), len(rows)

@@ -30,7 +30,7 @@ import keras
 
 from densenet_tutorial import checkpoints, hardware
 from densenet_tutorial.data import augmentation, make_dataset, read_split
-from densenet_tutorial.data.files import write_atomically
+from densenet_tutorial.data.files import write_atomically, write_then_rename
 from densenet_tutorial.data.pipeline import training_epochs
 from densenet_tutorial.defaults import (  # the sizes of a run, written once there
     BATCH_SIZE,
@@ -256,7 +256,7 @@ class SaveBestNetwork(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is not None and (self.best is None or value > self.best):
-            checkpoints.write_then_rename(self.path, self.model.network.save)
+            write_then_rename(self.path, self.model.network.save)
             self.best = float(value)
 
 

@@ -34,7 +34,6 @@ import tensorflow as tf
 SCALE = (0.25, 1.0)  # the crop's area, as a fraction of the photo's
 RATIO = (3 / 4, 4 / 3)  # the crop's width / height, drawn uniformly on a log scale
 COLOUR = 0.2  # brightness, contrast and saturation factors in [1 - COLOUR, 1 + COLOUR]
-GREY = (0.2989, 0.5870, 0.1140)  # luma weights of ITU-R BT.601, as tf.image.rgb_to_grayscale
 ALGORITHM = "philox"  # one algorithm everywhere ("auto_select" may pick another per device)
 
 
@@ -124,7 +123,7 @@ def jitter_colour(images, brightness, contrast, saturation):
     images = tf.clip_by_value(images * per_image(brightness), 0.0, 255.0)
     mean = tf.reduce_mean(images, axis=(1, 2), keepdims=True)
     images = tf.clip_by_value(mean + (images - mean) * per_image(contrast), 0.0, 255.0)
-    grey = tf.reduce_sum(images * tf.constant(GREY), axis=-1, keepdims=True)
+    grey = tf.image.rgb_to_grayscale(images)  # ITU-R BT.601 luma weights
     return tf.clip_by_value(grey + (images - grey) * per_image(saturation), 0.0, 255.0)
 
 

@@ -109,15 +109,16 @@ def hash_candidates(hashes, mirrors, max_distance=HASH_DISTANCE, brightness=None
     ``max_distance`` bits: ``hashes[i]`` against ``hashes[j]``, and either photo's mirror
     image (``mirrors``) against the other.
 
-    With ``brightness`` (a number per photo), only pairs less than ``window`` apart in it are
+    With ``brightness`` (a number per photo), only pairs at most ``window`` apart in it are
     compared: the photos are sorted by brightness, and each ``block`` of rows is compared with
     the columns within reach, by NumPy bit operations written into buffers allocated once
     (allocating fresh ones per block costs more than the operations). NumPy works outside
     Python's lock, so ``threads`` (one per CPU core) share the blocks.
     """
     n = len(hashes)
-    order = np.argsort(brightness, kind="stable") if brightness is not None else np.arange(n)
-    level = np.zeros(n) if brightness is None else np.asarray(brightness, np.float64)[order]
+    level = np.zeros(n) if brightness is None else np.asarray(brightness, np.float64)
+    order = np.argsort(level, kind="stable")
+    level = level[order]
     hashes = np.asarray(hashes, np.uint64)[order]
     mirrors = np.asarray(mirrors, np.uint64)[order]
     threads = threads or os.cpu_count() or 1

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from densenet_tutorial.data.layouts import CLASS_NAMES
 from densenet_tutorial.data.split import read_split
+from densenet_tutorial.errors import SettingError
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -95,6 +96,8 @@ def training_epochs(split_dir, epochs, image_size=224, batch_size=32, seed=0,
     ``Model.fit`` needs ``steps_per_epoch=`` with this stream: ``ceil(images / batch_size)``,
     or the cap.
     """
+    if not epochs:
+        raise SettingError(f"epochs={epochs!r} holds no epoch.")
     files, count = image_files(split_dir, "train", root)
     images = decode(files, image_size).cache()
 
@@ -103,6 +106,4 @@ def training_epochs(split_dir, epochs, image_size=224, batch_size=32, seed=0,
         batches = order.batch(batch_size)
         return batches.take(steps_per_epoch) if steps_per_epoch else batches
 
-    if not epochs:
-        raise ValueError(f"epochs={epochs!r} holds no epoch.")
     return functools.reduce(tf.data.Dataset.concatenate, map(epoch, epochs)).prefetch(AUTOTUNE)
