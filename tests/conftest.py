@@ -2,9 +2,9 @@
 
 import sys
 import warnings
-from pathlib import Path
 
 import pytest
+from helpers import COLAB_STUB
 
 from densenet_tutorial.data import prepare, synthesize
 
@@ -30,7 +30,7 @@ def colab_kernel(monkeypatch):
     start-up, from the stand-in in ``tests/colab_stub`` (its ``drive.mount`` and
     ``files.upload`` are driven by environment variables, see there). Afterwards every
     ``google.colab`` module is gone again, so no later test believes it runs on Colab."""
-    monkeypatch.syspath_prepend(str(Path(__file__).parent / "colab_stub"))
+    monkeypatch.syspath_prepend(str(COLAB_STUB))
     import google.colab
 
     yield google.colab

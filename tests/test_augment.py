@@ -150,6 +150,8 @@ REPLICAS = textwrap.dedent(
 
 
 def test_two_replicas_draw_differently_and_replica_0_as_one_device():
+    """Two logical CPUs under MirroredStrategy stand in for two GPUs: the same replica ids and
+    per-replica draws, but TensorFlow's CPU kernels and no XLA, where GPUs would compile it."""
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(
         [sys.executable, "-c", REPLICAS], capture_output=True, text=True, env=env, timeout=300

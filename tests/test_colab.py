@@ -29,13 +29,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import COLAB_STUB, second_half_zeros
 
 from densenet_tutorial import checkpoints, colab
 from densenet_tutorial.data import DEFAULT_HANDLE, synthesize
 from densenet_tutorial.project import REPOSITORY
 
 ROOT = Path(__file__).resolve().parent.parent
-STUB = Path(__file__).parent / "colab_stub"
 TINY = {
     "QUICK": False,
     "REQUIRE_GPU": False,
@@ -85,7 +85,7 @@ def fresh_runtime(world, name):
     shutil.copytree(world / "kagglehub", world / name / "kagglehub")
     env = {
         **os.environ,
-        "PYTHONPATH": str(STUB),
+        "PYTHONPATH": str(COLAB_STUB),
         "IPYTHONDIR": str(world / "ipython"),
         "KAGGLEHUB_CACHE": str(world / name / "kagglehub"),
         "FAKE_COLAB_DRIVE": str(world / "drive"),
@@ -179,8 +179,7 @@ def runtime_a(world):
     shutil.rmtree(world / "runtime-a")  # its disk goes with it: checkout, kagglehub cache
     epoch = backup_epoch(run)
     newest = run / "backup" / checkpoints.SLOTS[epoch % 2]
-    data = newest.read_bytes()  # Drive had not stored the second half of it
-    newest.write_bytes(data[: len(data) // 2] + bytes(len(data) - len(data) // 2))
+    second_half_zeros(newest)  # Drive had not stored the second half of it
     return {"run": run, "epoch": epoch, "seconds_01": seconds_01}
 
 
@@ -258,7 +257,7 @@ def test_colab_set_up_cell_clones_installs_and_mounts_drive(tmp_path):
         "import google.colab\nKEEP_ON_DRIVE = True\n" + source + "\n"
         "import densenet_tutorial\nprint('imported from', densenet_tutorial.__file__)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(STUB), "FAKE_COLAB_DRIVE": str(tmp_path / "drive")}
+    env = {**os.environ, "PYTHONPATH": str(COLAB_STUB), "FAKE_COLAB_DRIVE": str(tmp_path / "drive")}
     done = subprocess.run(
         [venv / "bin" / "python", script], env=env, capture_output=True, text=True, timeout=600
     )

@@ -37,9 +37,10 @@ NAMES = ["01_data.ipynb", "02_model.ipynb", "03_train.ipynb", "04_maps.ipynb",
          "05_growth.ipynb", "06_pretrained.ipynb"]  # fmt: skip
 
 
-def run_fake_demo(monkeypatch, tmp_path, jobs, fail=None):
-    """The demo's schedule with notebooks that each sleep a moment: (events, result)."""
-    events = []
+def run_fake_demo(monkeypatch, tmp_path, jobs, fail=None, events=None):
+    """The demo's schedule with notebooks that each sleep a moment: (events, result); the
+    events go to ``events`` as they happen, if given."""
+    events = [] if events is None else events
     wait_for_one = demo.wait_for_one
 
     def start(notebook, out_dir, parameters):
@@ -84,9 +85,12 @@ def test_one_job_runs_the_notebooks_in_order(monkeypatch, tmp_path):
 
 
 def test_a_failed_notebook_stops_those_that_need_it(monkeypatch, tmp_path):
+    events = []
     with pytest.raises(RunError, match="03_train.ipynb failed"):
-        run_fake_demo(monkeypatch, tmp_path, jobs=2, fail="03")
-    # nothing after 03 was started: it needed 03's run
+        run_fake_demo(monkeypatch, tmp_path, jobs=2, fail="03", events=events)
+    started = {number for kind, number, _ in events if kind == "start"}
+    assert "03" in started
+    assert not started & {later for later, needs in demo.NEEDS.items() if "03" in needs}
 
 
 def test_library_lines_go_to_the_kernel_log_and_python_output_stays(tmp_path, capfd):

@@ -27,6 +27,7 @@ import nbformat
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import Record, StopAfter
 
 from densenet_tutorial import costs, demo, notebooks, training
 from densenet_tutorial.architecture import architecture_table
@@ -345,35 +346,18 @@ def test_03_2_what_smoothing_costs(trained):
     assert (history["loss"] >= smallest - 1e-6).all()
 
 
-class Interrupt(keras.callbacks.Callback):
-    """The stop button after the first epoch (after the backup, the last callback of train)."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        raise KeyboardInterrupt
-
-
-class Watch(keras.callbacks.Callback):
-    """Records where a (resumed) run starts: its first epoch and the optimizer's step."""
-
-    def on_train_begin(self, logs=None):
-        self.step = int(self.model.optimizer.iterations.numpy())
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.__dict__.setdefault("first_epoch", epoch)
-
-
 def test_03_3_resume_on_purpose(synthetic_split, tmp_path):
     settings = notebooks.training_settings(True, **{**TINY, "epochs": 2})
     run = notebooks.run_folder(tmp_path, True, data=synthetic_split, **settings)
-    watch = Watch()
+    watch = Record()  # where the resumed run starts
     with eagerly():
         with pytest.raises(KeyboardInterrupt):
-            training.train(synthetic_split, run, quick=True, verbose=0, callbacks=[Interrupt()],
+            training.train(synthetic_split, run, quick=True, verbose=0, callbacks=[StopAfter(0)],
                            **settings)  # fmt: skip
         training.train(synthetic_split, run, quick=True, verbose=0, callbacks=[watch], **settings)
-    assert watch.first_epoch == 1  # the progress bar says "Epoch 2/2"
+    assert watch.epochs[0] == 1  # the progress bar says "Epoch 2/2"
     steps = json.loads((run / "config.json").read_text())["run"]["steps_per_epoch"]
-    assert watch.step == steps  # the schedule goes on from there, not from the warm-up
+    assert watch.start_step == steps  # the schedule goes on from there, not from the warm-up
     assert any((run / "backup").iterdir())
     rows = (run / "history.csv").read_text().strip().splitlines()[1:]
     assert [int(row.split(",")[0]) for row in rows] == [0, 1]  # each epoch once
@@ -449,7 +433,7 @@ def test_04_4_feature_reuse(trained):
         layers = matrix[:, :-1] if block < len(trained["settings"]["blocks"]) else matrix
         from_input[block] = float(np.nanmean(layers[0]))  # the bottom row: the block input
     assert all(np.isfinite(v) and v >= 0 for v in from_input.values())
-    assert max(from_input, key=from_input.get) in from_input  # the answer to compare with Fig. 5
+    assert set(from_input) == set(range(1, len(trained["settings"]["blocks"]) + 1))  # every block
 
 
 def test_04_5_randomise_only_the_first_dense_block(trained):
@@ -497,7 +481,7 @@ def test_05_2_a_third_seed(runs):
     )
     mean = {k: np.mean([read_history(folders[k, s] / "history.csv")["val_accuracy"].max()
                         for s in (1, 2, 3)]) for k in (4, 8)}  # fmt: skip
-    assert sorted(mean, key=mean.get) in ([4, 8], [8, 4])  # the ranking, to compare
+    assert all(0 <= v <= 1 for v in mean.values())  # the mean of three seeds, to rank k by
 
 
 def test_05_3_cost_per_point_of_accuracy_code_path(runs):

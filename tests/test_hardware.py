@@ -14,12 +14,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import COLAB_STUB
 
 from densenet_tutorial import colab, costs, hardware
 from densenet_tutorial.project import REPOSITORY
 
 ROOT = Path(__file__).resolve().parent.parent
-STUB = Path(__file__).parent / "colab_stub"
 INSTALL = '[sys.executable, "-m", "pip", "install", "-q", "-e", checkout]'
 
 
@@ -41,7 +41,8 @@ def test_a_colab_tpu_runtime_is_told_without_tensorflow(on_colab, monkeypatch):
         colab.importlib.util, "find_spec", lambda name: name == "libtpu" or real(name)
     )
     assert colab.on_colab_tpu()  # the TPU image's libtpu, whatever the variables say
-    monkeypatch.delitem(sys.modules, "google.colab")  # as outside Colab
+    del sys.modules["google.colab"]  # as outside Colab (monkeypatch would put it back after
+    # colab_kernel removed it, and every later test on this worker would think it ran on Colab)
     assert not colab.on_colab_tpu()  # not Colab: nothing to stop
 
 
@@ -65,7 +66,7 @@ def test_a_notebook_on_a_colab_tpu_stops_after_cloning_before_installing(tmp_pat
     startup = tmp_path / "ipython" / "profile_default" / "startup"
     startup.mkdir(parents=True)
     (startup / "00-colab.py").write_text("import google.colab  # as a Colab kernel does\n")
-    env = {**os.environ, "PYTHONPATH": str(STUB), "IPYTHONDIR": str(tmp_path / "ipython"),
+    env = {**os.environ, "PYTHONPATH": str(COLAB_STUB), "IPYTHONDIR": str(tmp_path / "ipython"),
            "COLAB_TPU_1VM": "1", "FAKE_COLAB_DRIVE": str(tmp_path / "drive")}  # fmt: skip
     executed = tmp_path / "executed.ipynb"
     done = subprocess.run(

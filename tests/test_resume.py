@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import Record, StopAfter, second_half_zeros
 
 from densenet_tutorial import checkpoints, training
 from densenet_tutorial.cli import main
@@ -78,11 +79,6 @@ def older(folder):
 
 def truncated(path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
-def second_half_zeros(path):  # what an unsynced write on a network mount can leave
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2] + bytes(len(data) - len(data) // 2))
 
 
 def zeros_inside_an_array(path):  # the zip's directory intact, 64 bytes of a weight zeroed
@@ -295,27 +291,6 @@ def test_a_run_of_three_epochs_decodes_each_image_once(split, tmp_path, monkeypa
     assert len(decoded) == len(set(decoded)) == 100 + 20 + 20  # train, validation, test
 
 
-class StopAfter(keras.callbacks.Callback):
-    """Ctrl-C at the end of an epoch, after the backup (extra callbacks come last)."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
-
-
-class Epochs(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.epochs = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epochs.append(epoch)
-
-
 def history_epochs(out):
     return [row.split(",")[0] for row in (out / "history.csv").read_text().splitlines()[1:]]
 
@@ -325,7 +300,7 @@ def test_a_half_zeroed_backup_resumes_instead_of_crashing_every_rerun(split, tmp
     with pytest.raises(KeyboardInterrupt):
         training.train(split, out, callbacks=[StopAfter(1)], **TINY)
     second_half_zeros(out / "backup" / checkpoints.SLOTS[0])  # the state after epoch 2
-    epochs = Epochs()
+    epochs = Record()
     metrics = training.train(split, out, callbacks=[epochs], **TINY)
     assert epochs.epochs == [1, 2]  # from the state after epoch 1
     assert "training resumes after epoch 1" in capsys.readouterr().out
@@ -337,7 +312,7 @@ def test_a_backup_that_does_not_load_starts_again_and_history_stays_true(split, 
     with pytest.raises(KeyboardInterrupt):
         training.train(split, out, callbacks=[StopAfter(0)], **TINY)
     random_bytes(out / "backup" / checkpoints.SLOTS[1])
-    epochs = Epochs()
+    epochs = Record()
     training.train(split, out, callbacks=[epochs], **TINY)
     assert epochs.epochs == [0, 1, 2]
     assert history_epochs(out) == ["0", "1", "2"]  # one run's epochs, each once
@@ -427,7 +402,7 @@ def test_a_disk_full_mid_run_is_one_error_that_loses_nothing_and_rerunning_resum
     assert checkpoints.load_state(out / "backup" / checkpoints.SLOTS[1], model) == 1
     keras.models.load_model(out / "best.keras")
     assert not list(out.rglob(".*partial*"))
-    epochs = Epochs()
+    epochs = Record()
     training.train(split, out, callbacks=[epochs], **TINY)  # space freed: rerun
     assert epochs.epochs == [1, 2] and history_epochs(out) == ["0", "1", "2"]
 

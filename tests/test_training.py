@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import Record, StopAfter
 
 from densenet_tutorial import checkpoints, hardware, training
 from densenet_tutorial.cli import main
@@ -274,27 +275,6 @@ def split(tmp_path_factory):
     return base / "data"
 
 
-class Interrupt(keras.callbacks.Callback):
-    """Ctrl-C (or a Colab disconnect) at the end of the first epoch."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        raise KeyboardInterrupt
-
-
-class Record(keras.callbacks.Callback):
-    """The epochs a ``fit`` runs and the optimizer's step count when it starts."""
-
-    def __init__(self):
-        super().__init__()
-        self.epochs = []  # a finished run does not call fit at all
-
-    def on_train_begin(self, logs=None):  # runs after the training state was restored
-        self.start_step = int(self.model.optimizer.iterations)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epochs.append(epoch)
-
-
 @pytest.fixture(scope="module")
 def run(split, tmp_path_factory):
     """A quick-mode run, interrupted after its first epoch, then rerun to the end."""
@@ -305,7 +285,7 @@ def run(split, tmp_path_factory):
             tf.config.experimental, "enable_op_determinism", lambda: determinism.append(1)
         )
         with pytest.raises(KeyboardInterrupt):
-            training.train(split, out, callbacks=[Interrupt()], **TINY)
+            training.train(split, out, callbacks=[StopAfter(0)], **TINY)
         assert not (out / "metrics.json").exists()
         record = Record()
         metrics = training.train(split, out, callbacks=[record], **TINY)

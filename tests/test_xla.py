@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import Record, StopAfter
 
 from benchmarks.legacy import KerasLayersAugmentation
 from densenet_tutorial import training
@@ -114,25 +115,6 @@ def test_an_xla_training_step_runs_on_this_cpu_in_mixed_float16():
     assert max(float(np.abs(a - b).max()) for a, b in zip(now, start, strict=True)) > 1e-4
 
 
-class Interrupt(keras.callbacks.Callback):
-    """Ctrl-C (or a Colab disconnect) at the end of the first epoch."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        raise KeyboardInterrupt
-
-
-class RecordXla(keras.callbacks.Callback):
-    """The XLA decision of the model ``fit`` trains, and its step when training starts."""
-
-    def on_train_begin(self, logs=None):  # after BackupAndRestore has restored the state
-        self.xla = self.model.jit_compile
-        self.start_step = int(self.model.optimizer.iterations)
-        self.epochs = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epochs.append(epoch)
-
-
 def test_train_fits_with_xla_on_a_gpu_and_resumes_with_xla(simulated_gpu, tmp_path_factory):
     """``train``'s model compiles with XLA, and so does it again after an interruption."""
     from densenet_tutorial.data import prepare, synthesize
@@ -143,9 +125,9 @@ def test_train_fits_with_xla_on_a_gpu_and_resumes_with_xla(simulated_gpu, tmp_pa
                     test_per_class=10, progress=False)  # fmt: skip
     settings = dict(quick=True, image_size=16, blocks=(1,), growth_rate=4, batch_size=16,
                     epochs=2, seed=1, precision="float32", verbose=0)  # fmt: skip
-    first, resumed = RecordXla(), RecordXla()
+    first, resumed = Record(), Record()
     with pytest.raises(KeyboardInterrupt):
-        training.train(split, base / "run", callbacks=[first, Interrupt()], **settings)
+        training.train(split, base / "run", callbacks=[first, StopAfter(0)], **settings)
     metrics = training.train(split, base / "run", callbacks=[resumed], **settings)
     config = json.loads((base / "run" / "config.json").read_text())
     assert first.xla is True and config["run"]["xla"] is True
