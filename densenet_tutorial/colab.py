@@ -8,7 +8,9 @@ from ``densenet_tutorial.project``); then, on Colab and on your own machine alik
 
 - chooses the *products folder*, where ``data/`` (the split's manifests, a few MB) and
   ``runs/`` (training runs) are kept, and works there. On Colab, with ``keep_on_drive``, that
-  is a folder on Google Drive (``google.colab.drive.mount``): a recycled runtime (idle
+  is a folder on Google Drive (``google.colab.drive.mount``, after one line saying why, since
+  Colab then waits for the learner's permission); notebooks 01 and 02 need nothing from an
+  earlier runtime and pass ``keep_on_drive=None``: no Drive, no dialog. A recycled runtime (idle
   timeout, the 12-hour cap, a lost GPU) loses its disk, Drive keeps the runs, and a run
   resumes in the next runtime. The photos themselves are not on Drive: on Colab kagglehub
   has the runtime mount them read-only under ``/kaggle/input/`` (or downloads them into its
@@ -45,6 +47,10 @@ NO_GPU_STOP = (
 COLAB_TPU_STOP = (  # googlecolab/backend-info: TensorFlow left pip-freeze.tpu.txt in March 2025
     f"This is a Colab TPU runtime: Colab's TPU image has no TensorFlow (it carries JAX), and "
     f"this tutorial trains with TensorFlow on a GPU. {SWITCH_RUNTIME}."
+)
+DRIVE_WHY = (
+    "Mounting Google Drive (Colab asks for your permission once per runtime): data/ and runs/ "
+    "are kept there, so that a trained run, and a run cut off mid-way, outlive this runtime."
 )
 WITHOUT_DRIVE = (
     "Products are kept on this runtime's disk: a runtime reset (idle timeout, the 12-hour "
@@ -88,6 +94,7 @@ def products_folder(keep_on_drive=True):
 
     content = package_checkout().parent if package_checkout() else COLAB_CONTENT
     mount_point = content / "drive"
+    print(DRIVE_WHY, flush=True)  # before the dialog, which Run all waits for
     drive.mount(str(mount_point))  # asks for permission once per runtime
     folder = mount_point / DRIVE_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
@@ -98,13 +105,14 @@ def setup(keep_on_drive=True, require_gpu=False):
     """Work in the products folder, report the hardware; stop if a GPU is required and absent.
 
     The notebooks' ``DATA_DIR = "data"`` and ``RUNS_DIR = "runs"`` are relative to the
-    products folder.
+    products folder. ``keep_on_drive=None``: the notebook neither needs an earlier runtime's
+    products nor keeps any for a later one (01, 02): no Drive, and nothing to warn about.
     """
     show_project_errors_in_one_line()
     folder = products_folder(keep_on_drive)
     os.chdir(folder)
     print(f"Products (data/, runs/) are kept in {folder}")
-    if on_colab() and not keep_on_drive:
+    if on_colab() and keep_on_drive is False:
         print(WITHOUT_DRIVE)
     accelerators = [gpu["name"] for gpu in hardware.gpus()]
     if accelerators:

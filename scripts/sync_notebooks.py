@@ -13,7 +13,10 @@ What it writes, and where from:
   the runtime (``colab.check_runtime``) and install on Colab, then
   ``densenet_tutorial.colab.setup(...)`` with the notebook's
   ``KEEP_ON_DRIVE`` (and ``REQUIRE_GPU``, in the notebooks that train), with the same address;
-- the notebook's metadata: a Python 3 kernel, and a GPU (T4) runtime on Colab;
+  a notebook without ``KEEP_ON_DRIVE`` (01, 02: they need nothing from earlier work) gets
+  ``keep_on_drive=None``, so that Colab does not stop *Run all* at Drive's permission dialog;
+- the notebook's metadata: a Python 3 kernel, and a GPU (T4) runtime on Colab, except for the
+  notebooks of ``WITHOUT_GPU`` (02 builds and counts; it trains nothing);
 - nothing in the cell tagged ``parameters``, but it is checked: a Colab form (``# @title``,
   then one ``NAME = value  # @param {...} help`` per line) that papermill can also read,
   which means no ``=`` in a comment (papermill skips such a line with "Unable to parse") and
@@ -116,11 +119,18 @@ def colab_badge(notebook_name):
 
 COLAB_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": []}}
 """What Colab reads to open a notebook on a GPU runtime (written when one saves it so)."""
+WITHOUT_GPU = ("02_densenet_from_scratch.ipynb",)
+"""Notebooks that open on Colab's default CPU runtime: they train nothing."""
+
+
+def colab_metadata(notebook_name):
+    """A GPU (T4) runtime on Colab, or the default one for the notebooks of ``WITHOUT_GPU``."""
+    return {"colab": {"provenance": []}} if notebook_name in WITHOUT_GPU else COLAB_METADATA
 
 
 def setup_cell(parameters):
     """The set-up cell of a notebook whose parameters cell assigns ``parameters``."""
-    arguments = "KEEP_ON_DRIVE"
+    arguments = "KEEP_ON_DRIVE" if "KEEP_ON_DRIVE" in parameters else "keep_on_drive=None"
     if "REQUIRE_GPU" in parameters:
         arguments += ", require_gpu=REQUIRE_GPU and not QUICK"
     return (
@@ -312,7 +322,7 @@ def synced_notebook(notebook, notebook_name):
     synced = copy.deepcopy(notebook)
     synced.cells = [synced_cell(cell, notebook_name, parameters) for cell in notebook.cells]
     synced.metadata = {
-        **COLAB_METADATA,
+        **colab_metadata(notebook_name),
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
     }

@@ -67,7 +67,8 @@ def judge(probabilities, labels, classes=None, top=TOP, confident=CONFIDENT):
 
 
 def find_doubtful(model, root, files, classes=None, image_size=None, batch_size=32,
-                  from_logits=None, preprocess=None, top=TOP, confident=CONFIDENT):  # fmt: skip
+                  from_logits=None, preprocess=None, top=TOP, confident=CONFIDENT,
+                  verbose=1):  # fmt: skip
     """The doubtful photos among ``files`` (``[(relative_path, label), ...]`` under ``root``).
 
     ``model`` is any Keras classifier; it sees each photo as the input pipeline reads it
@@ -76,8 +77,10 @@ def find_doubtful(model, root, files, classes=None, image_size=None, batch_size=
     ``classes`` maps each label to the indices of the model's classes that mean it (default:
     ``IMAGENET_CLASSES``). Returns dictionaries, in the order of ``files``: ``path``,
     ``label``, ``reason``, ``top`` (the ``top`` classes and their probabilities) and the
-    probability of each label's classes (``p_cat``, ``p_dog``).
+    probability of each label's classes (``p_cat``, ``p_dog``). ``verbose=1`` shows Keras's
+    progress bar (thousands of photos take minutes).
     """
+    import keras
     import tensorflow as tf
 
     from densenet_tutorial.data.pipeline import load_image
@@ -89,11 +92,13 @@ def find_doubtful(model, root, files, classes=None, image_size=None, batch_size=
         lambda path: load_image(path, image_size), num_parallel_calls=tf.data.AUTOTUNE
     )
     outputs = []
+    progress = keras.utils.Progbar(len(paths), verbose=verbose, unit_name="photo")
     for batch in images.batch(batch_size):
         batch = tf.cast(batch, tf.float32)
         if preprocess is not None:
             batch = preprocess(batch)
         outputs.append(np.asarray(model(batch, training=False)))
+        progress.add(len(batch))
     if not outputs:
         return []
     probabilities = class_probabilities(np.concatenate(outputs), from_logits)
