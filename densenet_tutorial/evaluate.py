@@ -123,7 +123,7 @@ def plot_misclassified(mistakes, path, class_names=CLASS_NAMES, columns=4):
             f"true {class_names[label]}, predicted {predicted}\nP({positive}) = {probability:.2f}",
             fontsize=10,
         )
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")  # the layout alone cut the titles' top line
 
 
 def evaluate_run(out_dir, split_dir, image_size, batch_size, strategy=None, verbose=1):

@@ -114,7 +114,7 @@ def make_optimizer(learning_rate):
     & Hutter 2019). The paper's L2 penalty of 1e-4 passes through the momentum, which scales its
     steady-state effect by 1 / (1 - momentum), so the same shrinkage is ``1e-4 / (1 - 0.9)``.
     BatchNormalization's scale gamma and shift beta and the classifier's bias are not decayed
-    ("no bias decay", He et al. 2019, Sec. 3.3: only the weights of convolutions and fully
+    ("no bias decay", He et al. 2019, Sec. 3.1: only the weights of convolutions and fully
     connected layers are regularised).
     """
     optimizer = keras.optimizers.SGD(

@@ -158,8 +158,9 @@ def history_epochs(run):
 
 @pytest.fixture(scope="module")
 def runtime_a(world):
-    """Runtime A: notebook 01 prepares the data, 03 trains and the runtime dies after epoch 2,
-    before Drive has the whole of that epoch's state."""
+    """Runtime A: notebook 01 looks at the data (on the runtime's disk: it mounts no Drive), 03
+    prepares the split on Drive, trains, and the runtime dies after epoch 2, before Drive has
+    the whole of that epoch's state."""
     checkout, env = fresh_runtime(world, "runtime-a")
     start = time.perf_counter()
     code, log, _ = run_notebook(checkout, env, "01_data.ipynb", TINY)
@@ -241,7 +242,7 @@ def test_colab_set_up_cell_clones_installs_and_mounts_drive(tmp_path):
     origin = tmp_path / "origin.git"
     subprocess.run(["git", "init", "-q", "--bare", origin], check=True)
     subprocess.run(["git", "-C", ROOT, "push", "-q", origin, "HEAD:refs/heads/main"], check=True)
-    notebook = nbformat.read(ROOT / "notebooks" / "02_densenet_from_scratch.ipynb", 4)
+    notebook = nbformat.read(ROOT / "notebooks" / "03_train.ipynb", 4)  # one that mounts Drive
     (cell,) = [c for c in notebook.cells if "setup" in c.metadata.get("tags", [])]
     content = tmp_path / "content"
     source = cell.source.replace('Path("/content")', f'Path("{content}")').replace(
@@ -254,7 +255,9 @@ def test_colab_set_up_cell_clones_installs_and_mounts_drive(tmp_path):
     (site / "test-deps.pth").write_text("\n".join(ours) + "\n")  # the test's dependencies
     script = tmp_path / "colab_kernel.py"
     script.write_text(
-        "import google.colab\nKEEP_ON_DRIVE = True\n" + source + "\n"
+        "import google.colab\nKEEP_ON_DRIVE, REQUIRE_GPU, QUICK = True, False, False\n"
+        + source
+        + "\n"
         "import densenet_tutorial\nprint('imported from', densenet_tutorial.__file__)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(COLAB_STUB), "FAKE_COLAB_DRIVE": str(tmp_path / "drive")}
@@ -272,6 +275,7 @@ def test_colab_set_up_cell_clones_installs_and_mounts_drive(tmp_path):
     assert "Editable project location: " + str(checkout) in shown
     assert (tmp_path / "drive" / "MyDrive" / "densenet-tutorial").is_dir()
     assert "Products (data/, runs/) are kept in " + str(content / "drive") in done.stdout
+    assert done.stdout.index(colab.DRIVE_WHY) < done.stdout.index("Products (data/, runs/)")
 
 
 def test_without_drive_the_notebook_says_a_reset_loses_the_run(
