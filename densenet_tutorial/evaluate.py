@@ -10,6 +10,7 @@ true classes as rows and the predicted classes as columns, in the order of ``CLA
 """
 
 import csv
+import functools
 import json
 import math
 
@@ -40,8 +41,10 @@ def evaluate(model, dataset, max_mistakes=MAX_MISTAKES, verbose=1):
     mistakes = []
     steps = int(dataset.cardinality())
     # One graph for every batch, the smaller last one too (predict_on_batch traces anew for it).
+    # A partial, not a lambda: TensorFlow counts traces by the function's code object, so one
+    # lambda traced once per evaluated model (05 evaluates six) warned of "retracing".
     logits_of = tf.function(
-        lambda images: model(images, training=False), input_signature=[dataset.element_spec[0]]
+        functools.partial(model, training=False), input_signature=[dataset.element_spec[0]]
     )
     for images, labels in tqdm(dataset, total=steps if steps > 0 else None, disable=not verbose):
         logits = np.asarray(logits_of(images), dtype=np.float64).reshape(-1)
