@@ -193,20 +193,19 @@ def growth_rate_table(
 
     One row per growth rate, its training model built in a fresh process as ``train`` builds
     it (``measure_training``: augmentation, ``precision``, Keras's XLA decision); returns a
-    list of dicts.
+    list of dicts. Prints one line as each growth rate starts.
     """
     if steps < 1:
         raise SettingError(f"steps={steps}: time at least one training step per growth rate.")
     measure = measure or measure_in_fresh_process
     settings = dict(blocks=list(blocks), image_size=image_size, batch_size=batch_size,
                     steps=steps, warmup=warmup, precision=precision)  # fmt: skip
-    return [
-        {
-            "growth_rate": k,
-            **measure("densenet_tutorial.costs:measure_training", growth_rate=k, **settings),
-        }  # fmt: skip
-        for k in growth_rates
-    ]
+    rows = []
+    for k in growth_rates:  # a minute or more each on a GPU: say which one is being measured
+        print(f"k = {k}: building and timing its training step in a fresh process ...", flush=True)
+        result = measure("densenet_tutorial.costs:measure_training", growth_rate=k, **settings)
+        rows.append({"growth_rate": k, **result})
+    return rows
 
 
 def measure_in_fresh_process(function, **settings):
