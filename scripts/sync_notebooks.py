@@ -311,6 +311,8 @@ def execute(path, out_path, parameters=None):
     the executed copy, without the cell papermill adds to set the parameters."""
     import papermill
 
+    declared = papermill.inspect_notebook(str(path)) if parameters else {}
+    parameters = {name: value for name, value in (parameters or {}).items() if name in declared}
     papermill.execute_notebook(str(path), str(out_path), parameters=parameters, cwd=str(ROOT),
                                kernel_name="python3", progress_bar=False)  # fmt: skip
     executed = nbformat.read(out_path, as_version=4)
