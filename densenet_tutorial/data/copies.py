@@ -52,8 +52,8 @@ THUMBNAIL_RMS = 6.0
 Both thresholds, checked on all 25,000 of Kaggle's labelled photos (at 200x200): the 30 near
 pairs found (34 groups of copies, 70 photos, each looked at: a true copy) differ by at most 4
 bits and 2.8 levels; the closest pair left out, by 14.0 levels (and 16 bits): two photos of
-one dog taken moments apart, not a copy. No pair lies between: the thresholds sit in a wide
-gap, and moving them changes nothing found."""
+one dog taken moments apart, not a copy. No pair within 20 bits lies between: the thresholds
+sit in a wide gap, and moving them within it changes nothing found."""
 PREFILTER_RMS = 12.0  # pairs whose thumbnails differ more than this before alignment are dropped
 BRIGHTNESS_WINDOW = 30.0
 """Photos whose mean grey levels differ more than this are not compared: cutting up to 5 % off
