@@ -195,7 +195,10 @@ def build_parser():
     explain.add_argument("--model", required=True, help="a saved model, e.g. RUN/best.keras")
     explain.add_argument("--images", required=True, nargs="+", help="image files")
     explain.add_argument("--out", required=True, help="folder for the PNG overlays")
-    explain.add_argument("--layer", default="relu", help="layer to explain (default: relu)")
+    explain.add_argument(
+        "--layer", help="layer to explain (default: relu, or at small inputs the last block "
+        "output whose maps are at least 7x7)"
+    )  # fmt: skip
     explain.add_argument(
         "--target", choices=("cat", "dog"), help="class to explain (default: the predicted one)"
     )

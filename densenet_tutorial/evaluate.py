@@ -1,7 +1,10 @@
 """Evaluation of a trained run: the test split, once, with the best model; and the run's figures.
 
-- ``evaluate``: accuracy, loss, AUC, precision, recall and the confusion matrix of a one-logit
-  binary classifier on a dataset, plus its first mistakes;
+- ``evaluate``: accuracy (with its 95 % confidence interval), loss, AUC, precision, recall and
+  the confusion matrix of a one-logit binary classifier on a dataset (``Model.evaluate`` with
+  Keras metrics), and the logit of every image (``Model.predict``);
+- ``top_losses``: the most confident mistakes of both kinds, where odd photos surface (a
+  placeholder, a word, two animals), no pretrained network needed;
 - ``plot_training_curves``, ``plot_confusion_matrix``, ``plot_misclassified``: the figures;
 - ``evaluate_run``: all of it for a run folder, writing ``metrics.json`` and the figures.
 
@@ -10,7 +13,6 @@ true classes as rows and the predicted classes as columns, in the order of ``CLA
 """
 
 import csv
-import functools
 import json
 import math
 
@@ -19,55 +21,71 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy.special import expit  # the sigmoid, without overflow for large logits
-from tqdm.auto import tqdm
+from scipy.stats import binomtest
 
-from densenet_tutorial.data import CLASS_NAMES, make_dataset
+from densenet_tutorial.data import CLASS_NAMES, make_dataset, read_split
 
-MAX_MISTAKES = 16  # shown in misclassified.png
+MAX_MISTAKES = 16  # shown in misclassified.png: up to half of each kind
+CONFIDENCE = 0.95  # of the accuracy's interval
+COUNTS = ("true_negatives", "false_positives", "false_negatives", "true_positives")
 
 
-def evaluate(model, dataset, max_mistakes=MAX_MISTAKES, verbose=1):
-    """Metrics of ``model`` (one logit, class 1 when the logit is > 0) on ``dataset``.
+def evaluation_metrics():
+    """Keras metrics of a one-logit classifier (class 1 when the logit is > 0)."""
+    m = keras.metrics
+    return [
+        m.BinaryAccuracy(threshold=0.0, name="accuracy"),
+        m.AUC(from_logits=True, name="auc"),
+        m.Precision(thresholds=0.0, name="precision"),
+        m.Recall(thresholds=0.0, name="recall"),
+        m.TrueNegatives(thresholds=0.0, name=COUNTS[0]),
+        m.FalsePositives(thresholds=0.0, name=COUNTS[1]),
+        m.FalseNegatives(thresholds=0.0, name=COUNTS[2]),
+        m.TruePositives(thresholds=0.0, name=COUNTS[3]),
+    ]
 
-    Returns ``(metrics, mistakes)``; ``mistakes`` holds up to ``max_mistakes`` tuples
-    ``(image, true_label, probability_of_class_1)``. The loss is plain binary cross-entropy
-    (without the label smoothing used in training), so it compares across recipes.
+
+def evaluate(model, dataset, verbose=1):
+    """Metrics of ``model`` (one logit) on ``dataset``, and its logit of every image in order.
+
+    Returns ``(metrics, logits)``. The loss is plain binary cross-entropy (without the label
+    smoothing used in training), so it compares across recipes. ``model`` is compiled anew
+    for it (in the distribution strategy's scope, if any). ``accuracy_interval`` is the
+    Wilson score interval (``scipy.stats.binomtest``) at ``CONFIDENCE``: where the accuracy
+    on all such photos lies, given this many test images.
     """
-    import tensorflow as tf
-
-    confusion = np.zeros((2, 2), dtype=int)
-    auc = keras.metrics.AUC(from_logits=True)
-    total_loss = 0.0
-    mistakes = []
-    steps = int(dataset.cardinality())
-    # One graph for every batch, the smaller last one too (predict_on_batch traces anew for it).
-    # A partial, not a lambda: TensorFlow counts traces by the function's code object, so one
-    # lambda traced once per evaluated model (05 evaluates six) warned of "retracing".
-    logits_of = tf.function(
-        functools.partial(model, training=False), input_signature=[dataset.element_spec[0]]
-    )
-    for images, labels in tqdm(dataset, total=steps if steps > 0 else None, disable=not verbose):
-        logits = np.asarray(logits_of(images), dtype=np.float64).reshape(-1)
-        labels = np.asarray(labels).reshape(-1).astype(int)
-        predicted = (logits > 0).astype(int)
-        np.add.at(confusion, (labels, predicted), 1)
-        auc.update_state(labels, logits)
-        total_loss += float(
-            np.sum(keras.losses.binary_crossentropy(labels[:, None], logits[:, None], True))
-        )
-        for i in np.flatnonzero(predicted != labels)[: max_mistakes - len(mistakes)]:
-            mistakes.append((np.asarray(images[i]), int(labels[i]), float(expit(logits[i]))))
-    (tn, fp), (fn, tp) = confusion
+    loss = keras.losses.BinaryCrossentropy(from_logits=True)
+    model.compile(loss=loss, metrics=evaluation_metrics())
+    results = model.evaluate(dataset, verbose=verbose, return_dict=True)
+    logits = np.asarray(model.predict(dataset, verbose=0), np.float64).reshape(-1)
+    tn, fp, fn, tp = (int(results[name]) for name in COUNTS)
+    images, right = tn + fp + fn + tp, tn + tp
+    interval = binomtest(right, images).proportion_ci(CONFIDENCE, method="wilson")
     metrics = {
-        "images": int(confusion.sum()),
-        "accuracy": float((tp + tn) / confusion.sum()),
-        "loss": float(total_loss / confusion.sum()),
-        "auc": float(auc.result()),
-        "precision": float(tp / (tp + fp)) if tp + fp else 0.0,
-        "recall": float(tp / (tp + fn)) if tp + fn else 0.0,
-        "confusion_matrix": confusion.tolist(),
+        "images": images,
+        "accuracy": right / images,
+        "accuracy_interval": [float(interval.low), float(interval.high)],
+        "confidence": CONFIDENCE,
+        **{name: float(results[name]) for name in ("loss", "auc", "precision", "recall")},
+        "confusion_matrix": [[tn, fp], [fn, tp]],
     }
-    return metrics, mistakes
+    return metrics, logits
+
+
+def top_losses(logits, labels, count=MAX_MISTAKES):
+    """Indices of the most confident mistakes: cats taken for dogs, then dogs taken for cats,
+    up to ``count // 2`` of each, most confident (largest loss) first.
+
+    On a mistake the loss grows with the logit's size, so the largest ``|logit|`` first: the
+    photos the network is surest of and wrong about, where a mislabelled or odd photo shows.
+    """
+    logits, labels = np.asarray(logits), np.asarray(labels)
+    wrong = (logits > 0) != (labels == 1)
+    found = []
+    for label in (0, 1):
+        mistakes = np.flatnonzero(wrong & (labels == label))
+        found.extend(mistakes[np.argsort(-np.abs(logits[mistakes]), kind="stable")][: count // 2])
+    return [int(i) for i in found]
 
 
 def read_history(history_csv):
@@ -110,35 +128,49 @@ def plot_confusion_matrix(confusion, path, class_names=CLASS_NAMES):
 
 
 def plot_misclassified(mistakes, path, class_names=CLASS_NAMES, columns=4):
-    """A grid of wrongly classified images with true class, prediction and P(class 1)."""
+    """A grid of wrongly classified images ``(image, true label, P(class 1), name)``, each
+    titled with its file name, its true class and P(class 1)."""
     rows = max(1, math.ceil(len(mistakes) / columns))
-    fig = Figure(figsize=(3 * columns, 3.3 * rows), layout="constrained")
+    fig = Figure(figsize=(2.4 * columns, 2.8 * rows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, columns)).reshape(-1)
     for ax in axes:
         ax.axis("off")
     if not mistakes:
         axes[0].text(0, 0.5, "no misclassified test images", fontsize=12)
     positive = class_names[1]
-    for ax, (image, label, probability) in zip(axes, mistakes, strict=False):
+    for ax, (image, label, probability, name) in zip(axes, mistakes, strict=False):
         ax.imshow(np.clip(image, 0, 255).astype("uint8"))
-        predicted = class_names[int(probability > 0.5)]
         ax.set_title(
-            f"true {class_names[label]}, predicted {predicted}\nP({positive}) = {probability:.2f}",
-            fontsize=10,
+            f"{name}\ntrue {class_names[label]}, P({positive}) = {probability:.2f}", fontsize=8
         )
-    fig.savefig(path, dpi=100, bbox_inches="tight")  # the layout alone cut the titles' top line
+    fig.savefig(path, dpi=72)  # photos compress badly as PNG: 16 of them in about 0.8 MB
 
 
 def evaluate_run(out_dir, split_dir, image_size, batch_size, strategy=None, verbose=1):
-    """Evaluate ``best.keras`` of a run on the test split; write metrics.json and the figures."""
+    """Evaluate ``best.keras`` of a run on the test split; write metrics.json and the figures.
+
+    ``metrics.json`` also lists the ``top_losses`` (file, true class, P(dog)) that
+    ``misclassified.png`` shows, as the photos are on disk (not as small as the network saw
+    them: a word or a placeholder stays readable).
+    """
     import tensorflow as tf
 
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         model = keras.saving.load_model(out_dir / "best.keras")
-    test_data = make_dataset(split_dir, "test", image_size, batch_size)
-    metrics, mistakes = evaluate(model, test_data, verbose=verbose)
-    metrics = {"split": "test", "model": "best.keras", "classes": list(CLASS_NAMES), **metrics}
+        test_data = make_dataset(split_dir, "test", image_size, batch_size)
+        metrics, logits = evaluate(model, test_data, verbose=verbose)
+    root, rows = read_split(split_dir, "test")  # make_dataset's order
+    labels = np.array([CLASS_NAMES.index(label) for _, label in rows])
+    worst = top_losses(logits, labels)
+    probabilities = expit(logits)
+    mistakes = [(np.asarray(keras.utils.load_img(root / rows[i][0])), int(labels[i]),
+                 float(probabilities[i]), rows[i][0]) for i in worst]  # fmt: skip
+    metrics = {
+        "split": "test", "model": "best.keras", "classes": list(CLASS_NAMES), **metrics,
+        "top_losses": [{"path": name, "label": CLASS_NAMES[label], "probability_dog": p}
+                       for _, label, p, name in mistakes],
+    }  # fmt: skip
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_training_curves(read_history(out_dir / "history.csv"), out_dir / "training_curves.png")
     plot_confusion_matrix(metrics["confusion_matrix"], out_dir / "confusion_matrix.png")

@@ -30,19 +30,30 @@ PREPARING = (
 )
 
 
-def data_folder(data_dir, quick):
-    """``data/cats-vs-dogs`` for the Kaggle images, ``data/synthetic`` for generated ones."""
+def data_folder(data_dir, quick, photos=None):
+    """``data/cats-vs-dogs`` for the Kaggle images, ``data/synthetic`` for generated ones,
+    ``data/photos-NAME`` for the folder of photos ``photos`` (``.../NAME``)."""
+    if photos:
+        return Path(data_dir) / f"photos-{Path(photos).expanduser().resolve().name}"
     return Path(data_dir) / ("synthetic" if quick else "cats-vs-dogs")
 
 
-def prepare_images(data_dir="data", quick=False):
+def prepare_images(data_dir="data", quick=False, photos=None):
     """Notebook 01: get, check and split the images; return the folder that holds ``splits/``.
 
-    Quick mode generates a small learnable stand-in, broken files and copies included (so the
-    check has something to reject and to find), and the animals' masks in ``masks/`` (so that
-    heatmaps can be scored), instead of downloading 25,000 photos from Kaggle.
+    ``photos``: a folder of labelled photos of your own (any layout ``prepare`` knows, such as
+    the competition's ``cat.1.jpg``, ``dog.1.jpg``), checked and split instead, in quick mode
+    too. Else quick mode generates a small learnable stand-in, broken files and copies
+    included (so the check has something to reject and to find), and the animals' masks in
+    ``masks/`` (so that heatmaps can be scored), instead of downloading 25,000 photos from
+    Kaggle.
     """
-    out = data_folder(data_dir, quick)
+    out = data_folder(data_dir, quick, photos)
+    if photos:
+        if not Path(photos).expanduser().is_dir():
+            raise MissingInputError(f"PHOTOS = {str(photos)!r}: no such folder on this machine.")
+        prepare(source=Path(photos).expanduser(), out=out)
+        return out
     if not quick:
         prepare(out=out)
         return out
@@ -53,19 +64,20 @@ def prepare_images(data_dir="data", quick=False):
     return out
 
 
-def find_images(data_dir="data", quick=False):
-    """The folder notebook 01 prepared, or prepared now if this runtime lacks it.
+def find_images(data_dir="data", quick=False, photos=None):
+    """The folder notebook 01 prepared (from ``photos``, if given), or prepared now if this
+    runtime lacks it.
 
     A split's manifests may have survived a new runtime (on Google Drive) while its images,
     in kagglehub's cache on the runtime's disk, did not: then the images are fetched and
     checked again, which gives the same split (it depends only on the seed and the paths).
     """
-    out = data_folder(data_dir, quick)
+    out = data_folder(data_dir, quick, photos)
     if split_is_usable(out / "splits"):
         return out
-    if not quick:
+    if not quick and not photos:
         print(PREPARING)
-    return prepare_images(data_dir, quick=quick)
+    return prepare_images(data_dir, quick=quick, photos=photos)
 
 
 def split_is_usable(split_dir):
@@ -195,8 +207,9 @@ def option_word(name, value):
     return short.get(name, name.replace("_", "-")) + text
 
 
-def find_model(run, data_dir, quick, **settings):
-    """``run/best.keras``; trained now in quick mode if missing, else an error naming 03.
+def find_model(run, data_dir, quick, photos=None, **settings):
+    """``run/best.keras``; trained now in quick mode if missing (on ``photos``, if given),
+    else an error naming 03.
 
     ``settings`` are those of ``training_settings`` (``blocks`` ...), the same as notebook
     03 used, so that both find the same run folder.
@@ -218,7 +231,8 @@ def find_model(run, data_dir, quick, **settings):
         )
     from densenet_tutorial.training import train
 
-    train(find_images(data_dir, quick=True), run, quick=True, verbose=0, **settings)
+    train(find_images(data_dir, quick=True, photos=photos), run, quick=True, verbose=0,
+          **settings)  # fmt: skip
     return best
 
 

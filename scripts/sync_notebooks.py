@@ -32,7 +32,19 @@ What it writes, and where from:
   teaches, how long it takes) are written by hand and kept;
 - outputs, execution counts and run metadata removed, so notebooks are stored clean; except
   the notebooks of ``KEEPS_OUTPUTS`` (02), which keep the outputs of a real run (``--outputs``
-  reruns them; the tests rerun them and compare what they print).
+  reruns them; the tests rerun them and compare what they print), and those of
+  ``RUN_OUTPUTS`` (01, 03, 04) once ``--outputs --photos DIR --run RUN`` has run them on a
+  folder of real photos and a finished training run: they keep those outputs under a note
+  (a Markdown cell tagged ``outputs-note``, after the title) that says what produced them.
+
+    python scripts/sync_notebooks.py --outputs --photos PHOTOS --run RUN
+
+executes 01, 03 and 04 with papermill, ``PHOTOS`` as their folder of photos and ``RUN``'s
+network and budget (its ``config.json``) as their parameters, in this checkout's ``data/``
+and ``runs/`` (``RUN`` and the split it was trained on are linked there under the names the
+notebooks look for, so 03 finds the run finished and only evaluates it). ``RUN`` must have
+been trained on the split ``prepare`` made of ``PHOTOS``, with ``train``'s defaults for
+everything but the network and the budget (as notebook 03 trains).
 
 The tests run ``--check``: editing a building block in the package without running this
 script, or editing a copied cell by hand, fails CI.
@@ -42,6 +54,7 @@ import argparse
 import ast
 import copy
 import importlib.util
+import json
 import re
 import sys
 from pathlib import Path
@@ -77,6 +90,10 @@ one ``=``; the help is what follows the ``@param`` options."""
 KEEPS_OUTPUTS = ("02_densenet_from_scratch.ipynb",)
 """Stored with the outputs of a real run (it needs no data and no GPU), so that a reader on
 GitHub sees what the code prints; ``--outputs`` reruns it and the tests check the outputs."""
+RUN_OUTPUTS = ("01_data.ipynb", "03_train.ipynb", "04_feature_maps_and_gradcam.ipynb")
+"""Stored with the outputs of a training run on real photos when ``--outputs --photos`` made
+them, under the note tagged ``OUTPUTS_NOTE``; without that note, stored clean."""
+OUTPUTS_NOTE = "outputs-note"
 
 SETUP_CELL = """\
 # Set-up, written by scripts/sync_notebooks.py from densenet_tutorial/project.py.
@@ -236,8 +253,9 @@ def with_notebooks_table(text):
     return text[: start + len(TABLE_START)] + table + text[end:]
 
 
-def synced_cell(cell, notebook_name, parameters):
-    """The cell as it should be stored: generated text where tagged, no outputs."""
+def synced_cell(cell, notebook_name, parameters, keeps_outputs=False):
+    """The cell as it should be stored: generated text where tagged; outputs only where the
+    notebook ``keeps_outputs``."""
     cell = copy.deepcopy(cell)
     tags = cell.metadata.get("tags", [])
     sources = [tag[len(SOURCE_TAG) :] for tag in tags if tag.startswith(SOURCE_TAG)]
@@ -250,19 +268,25 @@ def synced_cell(cell, notebook_name, parameters):
     elif cell.cell_type == "markdown":
         cell.source = with_current_image_urls(with_current_colab_urls(cell.source))
     if cell.cell_type == "code":
-        cell.outputs = stored_outputs(cell, notebook_name)
+        cell.outputs = stored_outputs(cell) if keeps_outputs else []
         cell.execution_count = None
     cell.metadata = {"tags": tags} if tags else {}
     return cell
 
 
-def stored_outputs(cell, notebook_name):
-    """What a code cell keeps in the repository: nothing, except in ``KEEPS_OUTPUTS``.
+def keeps_outputs(notebook, notebook_name):
+    """Whether the notebook is stored with outputs: ``KEEPS_OUTPUTS``, and ``RUN_OUTPUTS``
+    under their note of what produced them."""
+    noted = any(OUTPUTS_NOTE in c.metadata.get("tags", []) for c in notebook.cells)
+    return notebook_name in KEEPS_OUTPUTS or (notebook_name in RUN_OUTPUTS and noted)
 
-    There the set-up cell's outputs (they describe the machine) and everything printed on
-    stderr (TensorFlow's start-up logs) are dropped, and so are execution counts.
+
+def stored_outputs(cell):
+    """What a code cell of a notebook that keeps outputs keeps in the repository: the set-up
+    cell's outputs (they describe the machine) and everything printed on stderr (TensorFlow's
+    start-up logs, progress bars) are dropped, and so are execution counts.
     """
-    if notebook_name not in KEEPS_OUTPUTS or "setup" in cell.metadata.get("tags", []):
+    if "setup" in cell.metadata.get("tags", []):
         return []
     kept = []
     for output in cell.get("outputs", []):
@@ -292,14 +316,94 @@ def printed(notebook):
     return shown
 
 
-def execute(path, out_path):
-    """Run a notebook top to bottom with its defaults (papermill); return the executed copy."""
+def execute(path, out_path, parameters=None):
+    """Run a notebook top to bottom with its defaults, or ``parameters`` (papermill); return
+    the executed copy, without the cell papermill adds to set the parameters."""
     import papermill
 
-    papermill.execute_notebook(
-        str(path), str(out_path), cwd=str(ROOT), kernel_name="python3", progress_bar=False
+    declared = papermill.inspect_notebook(str(path)) if parameters else {}
+    parameters = {name: value for name, value in (parameters or {}).items() if name in declared}
+    papermill.execute_notebook(str(path), str(out_path), parameters=parameters, cwd=str(ROOT),
+                               kernel_name="python3", progress_bar=False)  # fmt: skip
+    executed = nbformat.read(out_path, as_version=4)
+    executed.cells = [c for c in executed.cells
+                      if "injected-parameters" not in c.metadata.get("tags", [])]  # fmt: skip
+    return executed
+
+
+def link(path, target):
+    """``path`` as a symbolic link to ``target`` (kept if it already leads there)."""
+    if path.resolve() == target.resolve():
+        return
+    if path.exists() or path.is_symlink():
+        raise SystemExit(f"{path} exists and is not {target}: move it away first.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(target.resolve(), target_is_directory=True)
+
+
+def run_parameters(photos, run):
+    """The parameters that run 01, 03 and 04 on ``photos`` with the finished ``run``, after
+    linking the run and its split into this checkout's ``runs/`` and ``data/`` where the
+    notebooks look for them."""
+    from densenet_tutorial.notebooks import RUN_SETTINGS, data_folder, run_folder
+
+    config = json.loads((run / "config.json").read_text())
+    if not (run / "metrics.json").exists():
+        raise SystemExit(f"{run} is not a finished run (no metrics.json): train it first.")
+    settings = {name: config["settings"][name] for name in RUN_SETTINGS}
+    images = ROOT / data_folder("data", False, photos)
+    link(images, Path(config["settings"]["split_dir"]).parent)
+    link(run_folder(ROOT / "runs", False, data=images, **settings), run)
+    names = {"blocks": "BLOCKS", "growth_rate": "GROWTH_RATE", "image_size": "IMAGE_SIZE",
+             "batch_size": "BATCH_SIZE", "epochs": "EPOCHS"}  # fmt: skip
+    return {"QUICK": False, "KEEP_ON_DRIVE": False, "REQUIRE_GPU": False,
+            "PHOTOS": str(photos.resolve()), "DATA_DIR": "data", "RUNS_DIR": "runs",
+            **{names[name]: value for name, value in settings.items()}}  # fmt: skip
+
+
+def outputs_note(photos, run):
+    """The note over the outputs of ``RUN_OUTPUTS``: what produced them, and how the learner's
+    run on a Colab T4 (the recipe's defaults) differs."""
+    from densenet_tutorial.defaults import FULL
+    from densenet_tutorial.model import depth
+
+    config = json.loads((run / "config.json").read_text())
+    settings, machine = config["settings"], config["run"]["hardware"]
+    meta = json.loads((Path(settings["split_dir"]) / "meta.json").read_text())
+    photos_count = sum(meta["counts"][part]["total"] for part in ("train", "val", "test"))
+    device = ", ".join(machine["gpus"]) or f"{machine['cpu_count']} vCPUs ({machine['cpu']})"
+    blocks = ", ".join(map(str, settings["blocks"]))
+    return (
+        f"*The outputs shown come from DenseNet-{depth(settings['blocks'])} (blocks {blocks}, "
+        f"k = {settings['growth_rate']}) at {settings['image_size']} px, {settings['epochs']} "
+        f"epochs, trained on {device}, {config['run']['precision']}, on {photos_count:,} of "
+        f"Kaggle's photos resized to 200x200 px (the folder `{photos.name}`). Your run on a "
+        f"Colab T4 trains DenseNet-{depth(FULL['blocks'])} (k = {FULL['growth_rate']}) at "
+        f"{FULL['image_size']} px for {FULL['epochs']} epochs on the full-size photos: its "
+        f"figures will differ.*"
     )
-    return nbformat.read(out_path, as_version=4)
+
+
+def with_outputs_note(notebook, note):
+    """``notebook`` with its ``OUTPUTS_NOTE`` cell, right after the title, saying ``note``."""
+    cells = [c for c in notebook.cells if OUTPUTS_NOTE not in c.metadata.get("tags", [])]
+    title = next(i for i, c in enumerate(cells) if c.source.startswith("# "))
+    cell = nbformat.v4.new_markdown_cell(note, metadata={"tags": [OUTPUTS_NOTE]})
+    cell.pop("id", None)
+    notebook.cells = [*cells[: title + 1], cell, *cells[title + 1 :]]
+    return notebook
+
+
+def store_run_outputs(photos, run):
+    """Run ``RUN_OUTPUTS`` on ``photos`` with the finished ``run`` and store their outputs."""
+    import tempfile
+
+    parameters, note = run_parameters(photos, run), outputs_note(photos, run)
+    with tempfile.TemporaryDirectory() as folder:
+        for name in RUN_OUTPUTS:
+            executed = execute(NOTEBOOKS_DIR / name, Path(folder) / name, parameters)
+            nbformat.write(with_outputs_note(executed, note), NOTEBOOKS_DIR / name)
+            print(f"reran {name}: {sum(map(bool, printed(executed)))} cells printed something")
 
 
 def synced_notebook(notebook, notebook_name):
@@ -320,7 +424,8 @@ def synced_notebook(notebook, notebook_name):
         raise ValueError(f"{notebook_name}, the parameters cell: {'; '.join(problems)}")
     parameters = parameter_names(notebook)
     synced = copy.deepcopy(notebook)
-    synced.cells = [synced_cell(cell, notebook_name, parameters) for cell in notebook.cells]
+    keeps = keeps_outputs(notebook, notebook_name)
+    synced.cells = [synced_cell(c, notebook_name, parameters, keeps) for c in notebook.cells]
     synced.metadata = {
         **colab_metadata(notebook_name),
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
@@ -371,9 +476,18 @@ def main(argv=None):
         "--outputs", action="store_true", help=f"rerun {', '.join(KEEPS_OUTPUTS)} to store outputs"
     )
     parser.add_argument(
+        "--photos", type=Path, help=f"with --outputs: also rerun {', '.join(RUN_OUTPUTS)} on "
+        "this folder of labelled photos, with --run"
+    )  # fmt: skip
+    parser.add_argument("--run", type=Path, help="the finished training run they show")
+    parser.add_argument(
         "paths", nargs="*", type=Path, help="notebooks or Markdown files (default: all, README)"
     )
     args = parser.parse_args(argv)
+    if (args.photos is None) != (args.run is None) or (args.photos and not args.outputs):
+        parser.error("--photos and --run go together, with --outputs")
+    if args.photos:
+        store_run_outputs(args.photos, args.run)
     if args.outputs:
         for name in KEEPS_OUTPUTS:
             executed = execute(NOTEBOOKS_DIR / name, NOTEBOOKS_DIR / name)

@@ -139,7 +139,31 @@ def test_stored_without_outputs_or_execution_counts(path):
     for cell in notebook.cells:
         if cell.cell_type == "code":
             assert cell.execution_count is None, cell.source[:60]
-            assert (cell.outputs != []) <= (path.name in SYNC.KEEPS_OUTPUTS), cell.source[:60]
+            keeps = SYNC.keeps_outputs(notebook, path.name)
+            assert (cell.outputs != []) <= keeps, cell.source[:60]
+    assert SYNC.keeps_outputs(notebook, path.name) <= (
+        path.name in SYNC.KEEPS_OUTPUTS + SYNC.RUN_OUTPUTS
+    )
+
+
+def test_check_accepts_a_run_s_outputs_under_their_note_and_only_there(tmp_path, capsys):
+    """01, 03 and 04 may keep the outputs ``--outputs --photos`` stored, under its note."""
+    name = SYNC.RUN_OUTPUTS[0]
+    notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    cell = next(c for c in notebook.cells if c.cell_type == "code" and "print(" in c.source)
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="measured\n")]
+    bare = tmp_path / "bare" / name
+    bare.parent.mkdir()
+    nbformat.write(notebook, bare)
+    assert SYNC.main(["--check", str(bare)]) == 1  # no note: outputs are not kept
+    noted = tmp_path / name
+    nbformat.write(SYNC.with_outputs_note(notebook, "*made by a test*"), noted)
+    assert SYNC.main([str(noted)]) == 0 and SYNC.main(["--check", str(noted)]) == 0
+    stored = nbformat.read(noted, as_version=4)
+    title = next(i for i, c in enumerate(stored.cells) if c.source.startswith("# "))
+    assert stored.cells[title + 1].source == "*made by a test*"
+    assert "measured\n" in SYNC.printed(stored)
+    capsys.readouterr()
 
 
 @pytest.mark.parametrize("name", SYNC.KEEPS_OUTPUTS)

@@ -16,8 +16,9 @@ import pytest
 import tensorflow as tf
 from helpers import Record, StopAfter
 
-from densenet_tutorial import checkpoints, hardware, training
+from densenet_tutorial import checkpoints, evaluate, hardware, training
 from densenet_tutorial.cli import main
+from densenet_tutorial.data import read_split
 from densenet_tutorial.model import build_densenet
 
 # --- hardware: precision and strategy -------------------------------------------------------
@@ -333,6 +334,14 @@ def predictions(model, dataset):
     return np.concatenate(logits).astype(np.float64), np.concatenate(labels).astype(int)
 
 
+def test_top_losses_are_the_most_confident_mistakes_of_both_kinds():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    logits = np.array([0.5, 3.0, -2.0, 1.0, -0.2, -4.0, 2.0, -1.0])
+    # cats taken for dogs: 1 (logit 3), 3 (1), 0 (0.5); dogs taken for cats: 5, 7, 4
+    assert evaluate.top_losses(logits, labels, count=4) == [1, 3, 5, 7]
+    assert evaluate.top_losses(logits, labels, count=16) == [1, 3, 0, 5, 7, 4]
+
+
 def test_metrics_are_those_of_the_best_model_on_the_test_split(run, split):
     """Recompute every number of metrics.json from best.keras with NumPy."""
     from densenet_tutorial.data import make_dataset
@@ -352,6 +361,14 @@ def test_metrics_are_those_of_the_best_model_on_the_test_split(run, split):
     assert metrics["loss"] == pytest.approx(bce, rel=1e-4)
     ranks = np.mean([(p > n) + 0.5 * (p == n) for p in z[y == 1] for n in z[y == 0]])
     assert metrics["auc"] == pytest.approx(ranks, abs=0.01)
+    low, high = metrics["accuracy_interval"]  # Wilson's score interval, written out
+    right, n, q = tp + tn, 100, 1.959964
+    centre = (right + q**2 / 2) / (n + q**2)
+    half = q / (n + q**2) * np.sqrt(right * (n - right) / n + q**2 / 4)
+    assert (low, high) == pytest.approx((centre - half, centre + half), abs=1e-6)
+    _, rows = read_split(split / "splits", "test")  # the dataset's order
+    shown = [rows.index((m["path"], m["label"])) for m in metrics["top_losses"]]
+    assert shown == evaluate.top_losses(z, y)
     # best.keras is the epoch with the best validation accuracy.
     z_val, y_val = predictions(model, make_dataset(split / "splits", "val", 32, 16))
     history = np.genfromtxt(run["out"] / "history.csv", delimiter=",", names=True)

@@ -308,7 +308,8 @@ def test_explain_photo_gives_the_prediction_and_both_classes_maps(model, tmp_pat
     assert result["predicted"] == ("dog" if logit > 0 else "cat")
     assert result["probability"] == pytest.approx(1 / (1 + np.exp(-abs(logit))), rel=1e-5)
     for name, heatmap in result["heatmaps"].items():
-        expected = visualize.grad_cam(model, result["image"][None].astype("float32"), target=name)
+        image = result["image"][None].astype("float32")  # explained at cam_layer's maps
+        expected = visualize.grad_cam(model, image, visualize.cam_layer(model), target=name)
         np.testing.assert_allclose(heatmap, expected[0], atol=1e-6)
     figure = visualize.plot_photo(result)
     assert len(figure.axes) == 3
@@ -406,3 +407,15 @@ def test_faithfulness_table_has_every_method_and_auc(model, images):
     for row in table.values():
         for mean, spread in row.values():
             assert 0 <= mean <= 1 and spread >= 0
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"), [(224, "relu"), (96, "conv3_block2_concat"), (64, "conv3_block2_concat")]
+)
+def test_cam_layer_is_relu_unless_its_maps_are_smaller_than_7x7(size, expected):
+    """At 224 px the last block's maps are 7x7 (relu); at 96 px 3x3 and at 64 px 2x2, where
+    the end of the second block (12x12, 8x8) is the deepest with maps of 7x7 or more."""
+    model = build_densenet(blocks=(1, 2, 1, 1), growth_rate=4, input_shape=(size, size, 3))
+    layer = visualize.cam_layer(model)
+    assert layer == expected
+    assert min(model.get_layer(layer).output.shape[1:3]) >= visualize.cam.SMALLEST_MAP

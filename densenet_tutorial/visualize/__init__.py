@@ -3,7 +3,8 @@
 - ``features``: ``feature_maps`` / ``plot_feature_maps`` (one layer per stage, found by
   name) and ``dense_connectivity`` / ``plot_dense_connectivity`` (feature reuse, Fig. 5);
 - ``cam``: ``grad_cam`` (Selvaraju et al. 2017) and ``grad_cam_plus_plus`` (Chattopadhay
-  et al. 2018) on the logit, in batches, in float32;
+  et al. 2018) on the logit, in batches, in float32; ``cam_layer``: the layer explained
+  unless told (``relu``, or at small inputs an earlier block's finer maps);
 - ``display``: ``overlay`` (an OpenCV colormap on the RGB image) and ``plot_gallery``;
 - ``sanity``: ``cascading_randomization`` / ``plot_randomization`` (Adebayo et al. 2018);
 - ``explain``: your own photo (``explain_photo``, ``plot_photo``), and heatmap overlays of image
@@ -11,6 +12,7 @@
 """
 
 from densenet_tutorial.visualize.cam import (
+    cam_layer,
     grad_cam,
     grad_cam_plus_plus,
     predictions,
@@ -37,6 +39,7 @@ __all__ = [
     "explain",
     "explain_photo",
     "feature_maps",
+    "cam_layer",
     "grad_cam",
     "grad_cam_plus_plus",
     "overlay",

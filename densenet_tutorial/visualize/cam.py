@@ -156,6 +156,27 @@ def copy_in_float32(model):
     return copy
 
 
+SMALLEST_MAP = 7
+"""The side of DenseNet-169's last maps at 224 px (Table 1: 7x7), the coarsest Grad-CAM map
+``cam_layer`` accepts. On 64-px real photos (a quick network trained on 2,008 of Kaggle's
+photos, 64 test photos) Grad-CAM's deletion score (``faithfulness``, lower is better) was
+0.516 at ``relu`` (2x2), 0.506 at the end of the third block (4x4), 0.490 at the end of the
+second (8x8), against 0.526 for random maps."""
+
+
+def cam_layer(model, smallest=SMALLEST_MAP):
+    """The layer Grad-CAM explains unless told: ``relu`` (the output of the last dense block,
+    as Selvaraju et al. and the CAM paper take the last convolutional maps) where its maps are
+    at least ``smallest`` pixels a side, else the deepest block output (``..._concat``) whose
+    maps are. At 64 px the last block's maps are 2x2: a map that can only point at a quadrant.
+    """
+    for layer in reversed(model.layers):
+        named = layer.name == "relu" or layer.name.endswith("_concat")
+        if named and min(layer.output.shape[1:3]) >= smallest:
+            return layer.name
+    return "relu"
+
+
 def get_layer(model, name):
     """``model.get_layer(name)`` with an error message that says what to do."""
     names = [layer.name for layer in model.layers]

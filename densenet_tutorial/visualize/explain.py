@@ -14,12 +14,12 @@ import tensorflow as tf
 
 from densenet_tutorial.data.pipeline import load_image
 from densenet_tutorial.errors import MissingInputError, SettingError
-from densenet_tutorial.visualize.cam import CLASS_NAMES, grad_cam, predictions
+from densenet_tutorial.visualize.cam import CLASS_NAMES, cam_layer, grad_cam, predictions
 from densenet_tutorial.visualize.display import overlay
 
 
 def explain(
-    model_path, image_paths, out_dir, layer_name="relu", target=None, alpha=0.4,
+    model_path, image_paths, out_dir, layer_name=None, target=None, alpha=0.4,
     label_names=CLASS_NAMES,
 ):  # fmt: skip
     """Write ``<image name>_gradcam.png`` into ``out_dir`` for each image: the Grad-CAM of
@@ -27,9 +27,10 @@ def explain(
 
     Images are read and resized exactly as in training (``data.pipeline.load_image``).
     Returns one dict per image: ``image``, ``predicted`` label, ``probability`` and the
-    ``overlay`` path written.
+    ``overlay`` path written. ``layer_name``: None for ``cam_layer(model)``.
     """
     model = load_model(model_path)
+    layer_name = layer_name or cam_layer(model)
     size = input_size(model)
     images = np.stack([read_image(path, size) for path in image_paths])
     heatmaps = grad_cam(model, images, layer_name, target, label_names=label_names)
@@ -49,13 +50,15 @@ def explain(
     return written
 
 
-def explain_photo(model, photo, layer_name="relu", label_names=CLASS_NAMES):
+def explain_photo(model, photo, layer_name=None, label_names=CLASS_NAMES):
     """The prediction for one photo and the Grad-CAM of each class (Selvaraju et al. 2017).
 
     ``photo``: a file path (read and resized as in training) or an RGB array of the model's
     input size. Returns ``image`` (as the model sees it), ``predicted`` (a label),
-    ``probability`` (of that label) and ``heatmaps`` (label -> map in [0, 1]).
+    ``probability`` (of that label) and ``heatmaps`` (label -> map in [0, 1]) of the layer
+    ``layer_name`` (None: ``cam_layer(model)``).
     """
+    layer_name = layer_name or cam_layer(model)
     if isinstance(photo, (str, Path)):
         photo = read_image(photo, input_size(model))
     images = np.asarray(photo, dtype=np.float32)[None]

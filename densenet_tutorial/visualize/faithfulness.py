@@ -112,14 +112,16 @@ def centred_gaussians(count, height, width, sigma=0.25):
     return np.repeat(gaussian[None].astype(np.float32), count, axis=0)
 
 
-def faithfulness_table(model, images, masks=None, layer_name="relu", steps=16, seed=0):
+def faithfulness_table(model, images, masks=None, layer_name=None, steps=16, seed=0):
     """Grad-CAM, Grad-CAM++ and both baselines, for the class predicted for each image.
 
     ``{method: {"deletion": (mean, std), "insertion": ..., "energy inside": ...,
     "pointing game": ...}}``; the last two only where the objects' ``masks`` are known.
+    Grad-CAM's layer: ``layer_name``, or None for ``cam.cam_layer(model)``.
     """
-    from densenet_tutorial.visualize.cam import grad_cam, grad_cam_plus_plus
+    from densenet_tutorial.visualize.cam import cam_layer, grad_cam, grad_cam_plus_plus
 
+    layer_name = layer_name or cam_layer(model)
     count, height, width = np.shape(images)[:3]
     maps = {
         "Grad-CAM": grad_cam(model, images, layer_name),
