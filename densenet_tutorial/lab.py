@@ -13,6 +13,7 @@ from densenet_tutorial.errors import SettingError
 from densenet_tutorial.evaluate import read_history
 from densenet_tutorial.model import build_densenet
 from densenet_tutorial.notebooks import (
+    data_folder,
     draw_test_images,
     find_images,
     find_model,
@@ -74,6 +75,7 @@ __all__ = [
     "computes_in_float32",
     "copy_in_float32",
     "curves",
+    "data_folder",
     "draw_test_images",
     "find_images",
     "find_model",
