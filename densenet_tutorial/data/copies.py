@@ -39,11 +39,12 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from densenet_tutorial.data.files import write_atomically
+from densenet_tutorial.data.files import DamagedFile, read_json, rebuilding, write_atomically
 
 HASH_SIDE = 32  # the grey thumbnail the DCT is taken of
 HASH_FREQUENCIES = 8  # the 8x8 lowest frequencies: a 64-bit hash
 THUMBNAIL_SIDE = 8  # the colour thumbnail compared after the hash: 8x8x3 bytes
+THUMBNAIL_BYTES = THUMBNAIL_SIDE * THUMBNAIL_SIDE * 3
 HASH_DISTANCE = 12
 """Bits of the 64 that may differ between near copies (either orientation); see the module."""
 THUMBNAIL_RMS = 6.0
@@ -270,14 +271,27 @@ def record_copies(photos, out):
         digest.update("\t".join((*photo[:3], *photo[3], "\n")).encode())
     record = Path(out) / "copies.json"
     if record.exists():
-        saved = json.loads(record.read_text())
-        if saved.get("inputs") == digest.hexdigest():
-            return saved["pairs"]
+        try:
+            saved = read_json(record, keys=("inputs", "pairs"))
+            if not well_formed(saved["pairs"]):
+                raise DamagedFile(record, "pairs that are not as written")
+            if saved["inputs"] == digest.hexdigest():
+                return saved["pairs"]
+        except DamagedFile as damage:
+            rebuilding(damage, record.parent)
     pairs = find_copies([(*photo[:3], decode_features(*photo[3])) for photo in photos])
     saved = {"inputs": digest.hexdigest(), "photos": len(photos), "hash_distance": HASH_DISTANCE,
              "thumbnail_rms": THUMBNAIL_RMS, "pairs": pairs}  # fmt: skip
     write_atomically(record, json.dumps(saved, indent=1) + "\n")
     return pairs
+
+
+def well_formed(pairs):
+    """Whether ``pairs`` read back from ``copies.json`` are what ``find_copies`` returns."""
+    fields = {"a", "b", "label_a", "label_b", "kind", "hamming", "rms"}
+    return isinstance(pairs, list) and all(
+        isinstance(pair, dict) and set(pair) == fields and pair["kind"] in KINDS for pair in pairs
+    )
 
 
 def copy_groups(pairs):
@@ -330,8 +344,8 @@ def example_pairs(pairs, count=6):
 def describe_copies(out):
     """What ``prepare`` found and did with the copies, in a few lines of text (from
     ``OUT/copies.json`` and ``OUT/splits/meta.json``)."""
-    saved = json.loads((Path(out) / "copies.json").read_text())
-    meta = json.loads((Path(out) / "splits" / "meta.json").read_text())["copies"]
+    saved = read_json(Path(out) / "copies.json", keys=("pairs", "photos"))
+    meta = read_json(Path(out) / "splits" / "meta.json", keys=("copies",))["copies"]
     pairs, photos = saved["pairs"], saved["photos"]
     if not pairs:
         return f"Copies: none among the {photos:,} checked photos (no exact or near copies)."
