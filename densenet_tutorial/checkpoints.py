@@ -33,6 +33,7 @@ from densenet_tutorial.data.files import (
     DamagedFile,
     discard,
     read_csv_rows,
+    recover,
     set_aside,
     write_csv,
     write_then_rename,
@@ -222,15 +223,6 @@ def resume(out_dir, model, epochs, verbose=1):
     elif done and verbose:
         print(f"Resuming {out_dir} after epoch {done} of {epochs} (the state in {BACKUP}/).")
     return backup, done
-
-
-def recover(path):
-    """``path``, renamed back from ``.NAME.old`` if a run was cut off between the two renames
-    of ``write_then_rename`` (the file is then missing, its previous version whole)."""
-    old = path.with_name(f".{path.stem}.old{path.suffix}")
-    if not path.exists() and old.exists():
-        old.rename(path)
-    return path
 
 
 def whole_archive(path):

@@ -67,6 +67,15 @@ def write_then_rename(path, write):
     discard(old)
 
 
+def recover(path):
+    """``path``, renamed back from ``.NAME.old`` if a run was cut off between the two renames
+    of ``write_then_rename`` (the file is then missing, its previous version whole)."""
+    old = path.with_name(f".{path.stem}.old{path.suffix}")
+    if not path.exists() and old.exists():
+        old.rename(path)
+    return path
+
+
 def write_atomically(path, text):
     """Write ``text`` to ``path`` (UTF-8, ``\\n`` line ends) by a write-then-rename."""
     path = Path(path)
