@@ -214,7 +214,10 @@ def measure_in_fresh_process(function, **settings):
 
     The new process shares the GPU with this one (``hardware.allow_gpu_memory_growth``). The
     machine's load average before and after is kept with the result: on a shared machine it
-    says how much to trust an absolute time.
+    says how much to trust an absolute time. Why not ``concurrent.futures``: the worker's
+    output, TensorFlow's start-up lines from its C++ code included, is captured here and shown
+    only if it fails; a pool's worker writes to this process's terminal (in a notebook, into
+    the cell's output), and an out-of-memory kill would leave only ``BrokenProcessPool``.
     """
     command = [sys.executable, "-m", "densenet_tutorial.costs", function, json.dumps(settings)]
     if not hardware.allow_gpu_memory_growth():
