@@ -212,13 +212,14 @@ def resume(out_dir, model, epochs, verbose=1):
     else:
         moved += [history] if more else []
         moved += [best] if best_damaged or (history_damaged and done < epochs) else []
-    if moved:
-        aside = set_aside(out_dir, moved)
-        if done and more and header:
-            write_csv(history, header, kept)
-        rebuilt = done >= epochs and not best.exists() and save_last_network(backup, model, done)
+    aside = set_aside(out_dir, moved) if moved else None
+    if done and more and header:
+        write_csv(history, header, kept)
+    lost = done >= epochs and not best.exists()  # damaged, or never renamed into place
+    rebuilt = lost and save_last_network(backup, model, done)
+    if moved or lost:
         damaged = [name for name, bad in (("history.csv", history_damaged),
-                                          ("best.keras", best_damaged)) if bad]  # fmt: skip
+                                          ("best.keras", best_damaged or lost)) if bad]  # fmt: skip
         print(set_aside_message(out_dir, done, unusable, aside, damaged, rebuilt, epochs))
     elif done and verbose:
         print(f"Resuming {out_dir} after epoch {done} of {epochs} (the state in {BACKUP}/).")
@@ -249,7 +250,7 @@ def save_last_network(backup, model, done):
 def set_aside_message(out_dir, done, unusable, aside, damaged=(), rebuilt=False, epochs=None):
     """One line: what could not be used, where training goes on, where the rest now is."""
     reasons = "; ".join(f"{path.name}: {reason}" for path, reason in unusable)
-    problems = [f"{out_dir / name} is damaged" for name in damaged]
+    problems = [f"{out_dir / name} is {'damaged' if aside else 'missing'}" for name in damaged]
     if unusable and done == 0:
         problems.append(f"no training state in {out_dir / BACKUP} can be used ({reasons})")
     elif unusable:
@@ -273,7 +274,8 @@ def set_aside_message(out_dir, done, unusable, aside, damaged=(), rebuilt=False,
             where += f"; history.csv and best.keras start again with epoch {done + 1}"
         elif damaged:
             where += f"; best.keras will be the best of the epochs from {done + 1} on"
-    return f"{'; '.join(problems)}: {where}; what could not be used is kept in {aside}."
+    kept = f"; what could not be used is kept in {aside}" if aside else ""
+    return f"{'; '.join(problems)}: {where}{kept}."
 
 
 def write_failure_message(out_dir, error, done, epochs):

@@ -191,3 +191,15 @@ def test_a_damaged_record_of_the_last_run_is_set_aside(tmp_path, capsys, damage)
     assert aside(tmp_path, record.name).read_bytes() == DAMAGES[damage]
     notebooks.remember_run(tmp_path, False, {"growth_rate": 12})  # 03 records it again
     assert notebooks.trained_settings(tmp_path, False)["growth_rate"] == 12
+
+
+def test_a_finished_run_whose_best_network_is_gone_saves_its_last_one(finished, tmp_path, capsys):
+    base = copy(finished, tmp_path)
+    (base / "run" / "best.keras").unlink()  # as a deletion, or a cut between two renames, leaves it
+    capsys.readouterr()
+    assert train(base) == 0
+    out = capsys.readouterr().out
+    assert "best.keras is missing" in out and "network after its last epoch (2)" in out
+    assert checkpoints.whole_archive(base / "run" / "best.keras") and state_epochs(
+        base / "run"
+    ) == [2]
