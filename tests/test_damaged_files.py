@@ -128,6 +128,18 @@ def finished_run_outcomes(run, out):
     assert "is damaged" in out
 
 
+def damaged_and_trained_again(source, tmp_path, capsys, name, damage):
+    """A copy of the folders in ``source`` whose run's ``name`` is damaged, after ``train``
+    ran again (successfully): the copy and what the command printed."""
+    base = copy(source, tmp_path)
+    (base / "run" / name).write_bytes(DAMAGES[damage])
+    capsys.readouterr()
+    assert train(base) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return base, captured
+
+
 RUN_FILES = {  # file: whether it is set aside (else it is rewritten in place)
     "config.json": True,
     "history.csv": True,
@@ -141,13 +153,8 @@ RUN_FILES = {  # file: whether it is set aside (else it is rewritten in place)
 def test_a_finished_run_with_a_damaged_file_evaluates_again(
     finished, tmp_path, capsys, name, damage
 ):
-    base = copy(finished, tmp_path)
+    base, captured = damaged_and_trained_again(finished, tmp_path, capsys, name, damage)
     run = base / "run"
-    (run / name).write_bytes(DAMAGES[damage])
-    capsys.readouterr()
-    assert train(base) == 0
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
     if RUN_FILES[name]:
         finished_run_outcomes(run, captured.out)
         assert aside(run, name).read_bytes() == DAMAGES[damage]
@@ -165,12 +172,8 @@ def test_a_finished_run_with_a_damaged_file_evaluates_again(
 def test_a_stopped_run_with_a_damaged_file_resumes_after_its_last_epoch(
     stopped, tmp_path, capsys, name, damage
 ):
-    base = copy(stopped, tmp_path)
-    run = base / "run"
-    (run / name).write_bytes(DAMAGES[damage])
-    capsys.readouterr()
-    assert train(base) == 0
-    out = capsys.readouterr().out
+    base, captured = damaged_and_trained_again(stopped, tmp_path, capsys, name, damage)
+    run, out = base / "run", captured.out
     assert f"{run / name} is damaged" in out and "training resumes after epoch 1" in out
     assert aside(run, name).read_bytes() == DAMAGES[damage]
     assert state_epochs(run) == [2]
