@@ -160,9 +160,12 @@ def test_best_model_checkpoint_remembers_the_epochs_before_a_resume(tmp_path):
     (tmp_path / "history.csv").write_text(
         "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.7,0.6,0.80,0.5\n1,0.8,0.5,0.90,0.4\n"
     )
+    (tmp_path / "best.keras").write_bytes(b"")  # a stand-in for the network of epoch 2
     callbacks = training.make_callbacks(tmp_path)
     (checkpoint,) = [c for c in callbacks if isinstance(c, training.SaveBestNetwork)]
     assert checkpoint.best == pytest.approx(0.90)  # a worse resumed epoch won't replace it
+    (tmp_path / "best.keras").unlink()  # set aside as damaged: any next epoch is the best
+    assert training.best_so_far(tmp_path / "history.csv") is None
     assert isinstance(callbacks[-1], checkpoints.TrainingBackup)  # an epoch counts last
 
 
