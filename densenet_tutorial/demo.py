@@ -181,9 +181,7 @@ def wait_for_one(processes):
 
     The CPU time (user + system, ``os.wait4``) is that of the process and of every process it
     started and waited for: the notebook's kernel, and the kernel's own (the checking workers,
-    notebook 05's measuring processes). Why not ``concurrent.futures``: its pool reuses or
-    reaps its worker processes itself and reports no resource usage, so the CPU time of one
-    notebook's process tree, the demo's closing table, would be lost.
+    notebook 05's measuring processes).
     """
     while True:
         for process in processes:
