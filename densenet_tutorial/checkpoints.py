@@ -22,16 +22,22 @@ goes to ``state-{e % 2}.npz``, written under a temporary name and renamed, so th
 state is never touched while the new one is written.
 """
 
-import csv
 import re
-import shutil
-import time
+import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from densenet_tutorial.data.files import write_csv, write_then_rename
+from densenet_tutorial.data.files import (
+    DamagedFile,
+    discard,
+    read_csv_rows,
+    recover,
+    set_aside,
+    write_csv,
+    write_then_rename,
+)
 
 BACKUP = "backup"  # the folder inside the run folder
 SLOTS = ("state-0.npz", "state-1.npz")  # the state after epoch e is in SLOTS[e % 2]
@@ -133,7 +139,7 @@ class TrainingBackup(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         if self.saved is not None and self.saved >= self.params["epochs"]:
-            (self.folder / SLOTS[(self.saved + 1) % 2]).unlink(missing_ok=True)
+            discard(self.folder / SLOTS[(self.saved + 1) % 2])
 
     def restore(self, model, epochs):
         """Restore the newest state that loads; return ``(finished epochs, unusable)``.
@@ -162,28 +168,18 @@ class TrainingBackup(keras.callbacks.Callback):
         return 0, unusable
 
 
-def set_aside(out_dir, paths):
-    """Move ``paths`` (inside ``out_dir``) into a new ``out_dir/set-aside-TIME/``; never delete."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    aside = out_dir / f"set-aside-{stamp}"
-    number = 1
-    while aside.exists():
-        number += 1
-        aside = out_dir / f"set-aside-{stamp}-{number}"
-    for path in paths:
-        target = aside / path.relative_to(out_dir)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(path, target)
-    return aside
-
-
 def history_rows(history_csv, done):
     """The header and the rows of ``history.csv`` of the first ``done`` epochs, and whether
-    the file holds anything else (rows of later epochs, a row cut short)."""
+    the file holds anything else (rows of later epochs, a row cut short, or it is damaged:
+    not UTF-8, or no ``epoch`` column, and then nothing is kept)."""
     if not history_csv.exists():
         return [], [], False
-    with open(history_csv, newline="") as file:
-        header, *rows = list(csv.reader(file)) or [[]]
+    try:
+        header, rows = read_csv_rows(history_csv)
+    except DamagedFile:
+        return [], [], True
+    if header[:1] != ["epoch"]:
+        return [], [], True
     kept = [
         row for row in rows
         if len(row) == len(header) and all(row) and row[0].isdigit() and int(row[0]) < done
@@ -198,41 +194,88 @@ def resume(out_dir, model, epochs, verbose=1):
     rows of the epochs that state has done. What cannot be used is moved to a new
     ``set-aside-TIME/`` folder, never deleted, and said in one line: a state file that does
     not load; the history with rows of epochs after the restored state (they will run again);
-    and, if no state loads, what the lost epochs left (history, best network, TensorBoard
-    logs), as the run starts again from epoch 1.
+    if no state loads, what the lost epochs left (history, best network, TensorBoard logs), as
+    the run starts again from epoch 1. A damaged ``history.csv`` goes too, with ``best.keras``
+    if epochs remain (its score was in the history, so a later epoch may replace it); a
+    damaged ``best.keras`` goes, and a finished run saves the network of its last state as
+    ``best.keras`` instead (``model.network`` if ``model`` wraps the network).
     """
     backup = TrainingBackup(out_dir / BACKUP)
     done, unusable = backup.restore(model, epochs)
-    history = out_dir / "history.csv"
+    history, best = out_dir / "history.csv", recover(out_dir / "best.keras")
     header, kept, more = history_rows(history, done)
+    history_damaged = more and not header
+    best_damaged = best.exists() and not whole_archive(best)
     moved = [path for path, _ in unusable]
-    if done == 0 and (unusable or more or (out_dir / "best.keras").exists()):
+    if done == 0 and (unusable or more or best.exists()):
         moved += [out_dir / name for name in PRODUCTS if (out_dir / name).exists()]
-    elif done and more:
-        moved.append(history)
-    if moved:
-        aside = set_aside(out_dir, moved)
-        if done and more:
-            write_csv(history, header, kept)
-        print(set_aside_message(out_dir, done, unusable, aside))
+    else:
+        moved += [history] if more else []
+        moved += [best] if best_damaged or (history_damaged and done < epochs) else []
+    aside = set_aside(out_dir, moved) if moved else None
+    if done and more and header:
+        write_csv(history, header, kept)
+    lost = done >= epochs and not best.exists()  # damaged, or never renamed into place
+    rebuilt = lost and save_last_network(backup, model, done)
+    if moved or lost:
+        damaged = [name for name, bad in (("history.csv", history_damaged),
+                                          ("best.keras", best_damaged or lost)) if bad]  # fmt: skip
+        print(set_aside_message(out_dir, done, unusable, aside, damaged, rebuilt, epochs))
     elif done and verbose:
         print(f"Resuming {out_dir} after epoch {done} of {epochs} (the state in {BACKUP}/).")
     return backup, done
 
 
-def set_aside_message(out_dir, done, unusable, aside):
+def whole_archive(path):
+    """Whether ``path`` is a zip archive (as a ``.keras`` file is) whose members all match
+    their CRC-32 checksums."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return False
+
+
+def save_last_network(backup, model, done):
+    """Save the network of the state after epoch ``done`` as ``best.keras``; whether it could."""
+    try:
+        load_state(backup.folder / SLOTS[done % 2], model)
+    except UnusableState:
+        return False
+    network = getattr(model, "network", model)
+    write_then_rename(backup.folder.parent / "best.keras", network.save)
+    return True
+
+
+def set_aside_message(out_dir, done, unusable, aside, damaged=(), rebuilt=False, epochs=None):
     """One line: what could not be used, where training goes on, where the rest now is."""
     reasons = "; ".join(f"{path.name}: {reason}" for path, reason in unusable)
+    problems = [f"{out_dir / name} is {'damaged' if aside else 'missing'}" for name in damaged]
     if unusable and done == 0:
-        problem = f"no training state in {out_dir / BACKUP} can be used ({reasons})"
+        problems.append(f"no training state in {out_dir / BACKUP} can be used ({reasons})")
     elif unusable:
-        problem = f"a training state in {out_dir / BACKUP} cannot be used ({reasons})"
+        problems.append(f"a training state in {out_dir / BACKUP} cannot be used ({reasons})")
     elif done == 0:
-        problem = f"{out_dir} holds epochs without a saved training state"
+        problems.append(f"{out_dir} holds epochs without a saved training state")
+    elif not damaged:
+        problems.append(f"{out_dir / 'history.csv'} goes past the saved training state")
+    if not done:
+        where = "training starts again from epoch 1"
+    elif epochs is not None and done >= epochs:
+        where = "the training is finished"
+        if rebuilt:
+            where += (f"; best.keras is now the network after its last epoch ({done}), evaluated "
+                      f"instead of the best one")  # fmt: skip
+        if "history.csv" in damaged:
+            where += "; the training curves are not drawn"
     else:
-        problem = f"{out_dir / 'history.csv'} goes past the saved training state"
-    where = f"resumes after epoch {done}" if done else "starts again from epoch 1"
-    return f"{problem}: training {where}; what could not be used is kept in {aside}."
+        where = f"training resumes after epoch {done}"
+        if "history.csv" in damaged:
+            where += f"; history.csv and best.keras start again with epoch {done + 1}"
+        elif damaged:
+            where += f"; best.keras will be the best of the epochs from {done + 1} on"
+    kept = f"; what could not be used is kept in {aside}" if aside else ""
+    return f"{'; '.join(problems)}: {where}{kept}."
 
 
 def write_failure_message(out_dir, error, done, epochs):

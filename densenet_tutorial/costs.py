@@ -213,7 +213,11 @@ def measure_in_fresh_process(function, **settings):
 
     The new process shares the GPU with this one (``hardware.allow_gpu_memory_growth``). The
     machine's load average before and after is kept with the result: on a shared machine it
-    says how much to trust an absolute time.
+    says how much to trust an absolute time. Why not ``concurrent.futures``: the worker's
+    output, TensorFlow's start-up lines from its C++ code included, is captured here and shown
+    only if it fails, while a pool's worker writes to this process's own standard output and
+    error (which a notebook's kernel may show in the cell); and an out-of-memory kill would
+    leave only ``BrokenProcessPool``, without the worker's last lines.
     """
     command = [sys.executable, "-m", "densenet_tutorial.costs", function, json.dumps(settings)]
     if not hardware.allow_gpu_memory_growth():

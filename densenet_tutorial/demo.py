@@ -15,11 +15,13 @@ notebook's Python code prints, warnings included, stays in the notebook.
 """
 
 import base64
-import json
+import concurrent.futures
+import multiprocessing
 import os
-import subprocess
+import resource
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from densenet_tutorial.errors import MissingInputError, RunError
@@ -138,26 +140,29 @@ def demo(out_dir=None, data_dir=None, jobs=None):
     waiting, running, failed = notebook_paths(), {}, []
     present = {path.name[:2] for path in waiting}
     seconds, cpu_seconds, load, began = {}, {}, [os.getloadavg()[0]], time.perf_counter()
-    while waiting and not failed or running:
-        finished = {name[:2] for name in seconds}
-        ready = [
-            path
-            for path in waiting
-            if set(NEEDS.get(path.name[:2], ())) & present <= finished and not failed
-        ]
-        for notebook in sorted(ready, reverse=jobs > 1)[: jobs - len(running)]:
-            print(f"Running {notebook.name} (quick mode) ...", flush=True)
-            running[start_notebook(notebook, out_dir, parameters)] = (notebook, time.perf_counter())
-            waiting.remove(notebook)
-        process, cpu = wait_for_one(running)
-        notebook, start = running.pop(process)
-        seconds[notebook.name], cpu_seconds[notebook.name] = time.perf_counter() - start, cpu
-        load.append(os.getloadavg()[0])
-        if process.returncode != 0:
-            failed.append(notebook.name)
-        else:
-            figures = save_figures(out_dir / notebook.name, out_dir / "figures")
-            print(f"  {notebook.name}: {seconds[notebook.name]:.0f} s, {len(figures)} figures")
+    context = multiprocessing.get_context("spawn")  # a clean process for each notebook
+    with concurrent.futures.ProcessPoolExecutor(jobs, context, max_tasks_per_child=1) as pool:
+        while waiting and not failed or running:
+            finished = {name[:2] for name in seconds}
+            ready = [
+                path
+                for path in waiting
+                if set(NEEDS.get(path.name[:2], ())) & present <= finished and not failed
+            ]
+            for notebook in sorted(ready, reverse=jobs > 1)[: jobs - len(running)]:
+                print(f"Running {notebook.name} (quick mode) ...", flush=True)
+                future = start_notebook(pool, notebook, out_dir, parameters)
+                running[future] = (notebook, time.perf_counter())
+                waiting.remove(notebook)
+            future, code, cpu = wait_for_one(running)
+            notebook, start = running.pop(future)
+            seconds[notebook.name], cpu_seconds[notebook.name] = time.perf_counter() - start, cpu
+            load.append(os.getloadavg()[0])
+            if code != 0:
+                failed.append(notebook.name)
+            else:
+                figures = save_figures(out_dir / notebook.name, out_dir / "figures")
+                print(f"  {notebook.name}: {seconds[notebook.name]:.0f} s, {len(figures)} figures")
     if failed:
         raise RunError(
             f"{', '.join(failed)} failed (the cell and the error are above); the executed "
@@ -169,36 +174,41 @@ def demo(out_dir=None, data_dir=None, jobs=None):
     return seconds
 
 
-def start_notebook(notebook, out_dir, parameters):
-    """``run_notebook`` in a new process: ``python -m densenet_tutorial.demo NOTEBOOK ...``."""
-    command = [sys.executable, "-m", "densenet_tutorial.demo", str(notebook), str(out_dir),
-               json.dumps(parameters)]  # fmt: skip
-    return subprocess.Popen(command)
+def start_notebook(pool, notebook, out_dir, parameters):
+    """``run_one`` for ``notebook`` in a process of ``pool``: a future of ``(exit status, CPU
+    seconds)``, as ``in_worker`` returns them."""
+    return pool.submit(in_worker, run_one, notebook, out_dir, parameters)
 
 
-def wait_for_one(processes):
-    """Wait until one of ``processes`` ends; return it and the CPU seconds it used.
-
-    The CPU time (user + system, ``os.wait4``) is that of the process and of every process it
-    started and waited for: the notebook's kernel, and the kernel's own (the checking workers,
-    notebook 05's measuring processes).
-    """
-    while True:
-        for process in processes:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                process.returncode = os.waitstatus_to_exitcode(status)
-                return process, usage.ru_utime + usage.ru_stime
-        time.sleep(0.1)
+def in_worker(function, *args):
+    """``function(*args)`` in a worker process of its own; return its result and the CPU
+    seconds (user + system) of the worker and of every process it started and waited for: the
+    notebook's kernel, and the kernel's own (the checking workers, notebook 05's measuring
+    processes). The pool gives each worker one task, so the seconds are that task's alone."""
+    result = function(*args)
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return result, sum(used.ru_utime + used.ru_stime for used in usage)
 
 
-def main(argv):
-    """One notebook of the demo, in its own process (``start_notebook``); 2 if a cell failed."""
+def wait_for_one(running):
+    """Wait until one of the futures ``running`` is done; return it, its exit status and CPU
+    seconds (a worker that raised instead: its traceback printed, status 1)."""
+    done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+    future = next(iter(done))
+    try:
+        return future, *future.result()
+    except Exception:  # a bug in the worker (its notebook's errors are status 2)
+        traceback.print_exc()
+        return future, 1, 0.0
+
+
+def run_one(notebook, out_dir, parameters):
+    """One notebook of the demo, in a process of its own (``start_notebook``): 0, or 2 if a
+    cell failed (said in one line)."""
     from papermill import PapermillExecutionError
 
-    notebook, out_dir, parameters = argv
     try:
-        run_notebook(Path(notebook), out_dir, json.loads(parameters))
+        run_notebook(Path(notebook), out_dir, parameters)
     except PapermillExecutionError as error:
         print(
             f"error: {Path(notebook).name} failed in cell [{error.exec_count}]: {error.ename}: "
@@ -241,7 +251,3 @@ def format_times(seconds, cpu_seconds, elapsed, jobs, load):
         f"(1 minute) while it ran."
     )
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

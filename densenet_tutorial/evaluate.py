@@ -12,7 +12,6 @@
 true classes as rows and the predicted classes as columns, in the order of ``CLASS_NAMES``.
 """
 
-import csv
 import json
 import math
 
@@ -24,6 +23,8 @@ from scipy.special import expit  # the sigmoid, without overflow for large logit
 from scipy.stats import binomtest
 
 from densenet_tutorial.data import CLASS_NAMES, make_dataset, read_split
+from densenet_tutorial.data.files import DamagedFile, read_csv
+from densenet_tutorial.errors import MissingInputError
 
 MAX_MISTAKES = 16  # shown in misclassified.png: up to half of each kind
 CONFIDENCE = 0.95  # of the accuracy's interval
@@ -89,12 +90,15 @@ def top_losses(logits, labels, count=MAX_MISTAKES):
 
 
 def read_history(history_csv):
-    """``history.csv`` as {column: array}; an epoch logged twice (a resumed run) keeps its last."""
-    with open(history_csv, newline="") as f:
-        rows = {int(row["epoch"]): row for row in csv.DictReader(f)}
-    epochs = sorted(rows)
-    columns = rows[epochs[0]].keys() if epochs else []
-    return {name: np.array([float(rows[e][name]) for e in epochs]) for name in columns}
+    """``history.csv`` as {column: array}; an epoch logged twice (a resumed run) keeps its last.
+    ``files.DamagedFile`` if it is not the CSV that Keras's ``CSVLogger`` writes."""
+    try:
+        rows = {int(row["epoch"]): row for row in read_csv(history_csv)}
+        epochs = sorted(rows)
+        columns = rows[epochs[0]].keys() if epochs else []
+        return {name: np.array([float(rows[e][name]) for e in epochs]) for name in columns}
+    except (KeyError, ValueError) as error:
+        raise DamagedFile(history_csv, f"a value that is not a number: {error}") from error
 
 
 def plot_training_curves(history, path):
@@ -156,6 +160,8 @@ def evaluate_run(out_dir, split_dir, image_size, batch_size, strategy=None, verb
     import tensorflow as tf
 
     strategy = strategy or tf.distribute.get_strategy()
+    if not (out_dir / "best.keras").exists():
+        raise MissingInputError(f"{out_dir} holds no best.keras: train the run first.")
     with strategy.scope():
         model = keras.saving.load_model(out_dir / "best.keras")
         test_data = make_dataset(split_dir, "test", image_size, batch_size)
@@ -172,7 +178,9 @@ def evaluate_run(out_dir, split_dir, image_size, batch_size, strategy=None, verb
                        for _, label, p, name in mistakes],
     }  # fmt: skip
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    plot_training_curves(read_history(out_dir / "history.csv"), out_dir / "training_curves.png")
+    if (out_dir / "history.csv").exists():  # not if it was damaged and set aside
+        history = read_history(out_dir / "history.csv")
+        plot_training_curves(history, out_dir / "training_curves.png")
     plot_confusion_matrix(metrics["confusion_matrix"], out_dir / "confusion_matrix.png")
     plot_misclassified(mistakes, out_dir / "misclassified.png")
     return metrics

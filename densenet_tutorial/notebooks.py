@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from densenet_tutorial.data import prepare, read_split, synthesize
-from densenet_tutorial.data.files import write_atomically
+from densenet_tutorial.data.files import DamagedFile, read_json, set_aside, write_atomically
 from densenet_tutorial.defaults import BATCH_SIZE, FULL, QUICK
 from densenet_tutorial.errors import MissingInputError, SettingError
 from densenet_tutorial.model import depth
@@ -149,7 +149,13 @@ def trained_settings(runs_dir, quick, **given):
     explicit value still wins.
     """
     record = last_run_file(runs_dir, quick)
-    last = json.loads(record.read_text()) if record.exists() else {}
+    try:
+        last = read_json(record) if record.exists() else {}
+    except DamagedFile as damage:  # rebuilt when notebook 03 trains next
+        aside = set_aside(record.parent, [record])
+        print(f"{damage}: it is kept in {aside}; until notebook 03 records its run again, the "
+              f"settings given here or the recipe's are used.")  # fmt: skip
+        last = {}
     chosen = {name: value for name, value in given.items() if value is not None}
     return training_settings(quick, **{**last, **chosen})
 
@@ -309,7 +315,8 @@ def training_subset(images_dir, fraction, seed=0):
     if not 0 < fraction <= 1:
         raise SettingError(f"fraction={fraction!r} is not allowed: a share in (0, 1].")
     source, images_dir = Path(images_dir) / "splits", Path(images_dir)
-    meta = json.loads((source / "meta.json").read_text())
+    read_split(source, "train")  # a damaged meta.json: set aside, one line saying what to do
+    meta = read_json(source / "meta.json")
     out = images_dir.with_name(f"{images_dir.name}-{round(100 * fraction)}pct") / "splits"
     for part in PARTS:
         _, rows = read_split(source, part)

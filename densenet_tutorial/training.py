@@ -29,8 +29,14 @@ from pathlib import Path
 import keras
 
 from densenet_tutorial import checkpoints, hardware
-from densenet_tutorial.data import augmentation, make_dataset, read_split
-from densenet_tutorial.data.files import write_atomically, write_then_rename
+from densenet_tutorial.data import PARTS, augmentation, make_dataset, read_split
+from densenet_tutorial.data.files import (
+    DamagedFile,
+    read_json,
+    set_aside,
+    write_atomically,
+    write_then_rename,
+)
 from densenet_tutorial.data.pipeline import training_epochs
 from densenet_tutorial.defaults import (  # the sizes of a run, written once there
     BATCH_SIZE,
@@ -169,11 +175,19 @@ def check_run_folder(out_dir, settings):
     """True to resume the run in ``out_dir``, False to start one; refuse a different config.
 
     A folder holding a ``config.json`` with the same settings is resumed (``checkpoints.resume``
-    picks up after the last finished epoch); any other non-empty folder is left alone.
+    picks up after the last finished epoch); so is one whose ``config.json`` is damaged (set
+    aside) or missing beside a ``backup/``: ``train`` writes it again from ``settings``. Any
+    other non-empty folder is left alone.
     """
     config = out_dir / "config.json"
     if config.exists():
-        saved = json.loads(config.read_text())["settings"]
+        try:
+            saved = read_json(config, keys=("settings",))["settings"]
+        except DamagedFile as damage:
+            aside = set_aside(out_dir, [config])
+            print(f"{damage}: it is kept in {aside} and written again from these settings; the "
+                  f"run resumes if its saved training state fits this network.")  # fmt: skip
+            return True
         wanted = json.loads(json.dumps(settings))  # tuples -> lists, as they were saved
         changed = [
             f"{name}: {saved.get(name)!r} -> {wanted.get(name)!r}"
@@ -185,6 +199,10 @@ def check_run_folder(out_dir, settings):
                 f"{out_dir} holds a run with a different configuration ({'; '.join(changed)}). "
                 f"Rerun with the same settings to resume it, or choose a new --out folder."
             )
+        return True
+    if (out_dir / checkpoints.BACKUP).is_dir():
+        print(f"{config} is missing: it is written again from these settings; the run resumes "
+              f"if its saved training state fits this network.")  # fmt: skip
         return True
     if out_dir.exists() and any(out_dir.iterdir()):
         raise SettingError(
@@ -274,8 +292,9 @@ class EpochSeconds(keras.callbacks.Callback):
 
 
 def best_so_far(history_csv, monitor="val_accuracy"):
-    """The best ``monitor`` value of the epochs already run (None for a new run)."""
-    if not history_csv.exists():
+    """The best ``monitor`` value of the epochs already run (None for a new run, or where
+    their best network is not there to beat)."""
+    if not history_csv.exists() or not (history_csv.parent / "best.keras").exists():
         return None
     values = read_history(history_csv).get(monitor)
     return float(values.max()) if values is not None and values.size else None
@@ -318,6 +337,8 @@ def find_split(data_dir):
             f"No split in {split_dir}: run `python -m densenet_tutorial prepare --out {data_dir}` "
             f"first, and pass the same folder as --data."
         )
+    for part in PARTS:  # each manifest read once now: a damaged one stops before any training
+        read_split(split_dir, part)
     return split_dir
 
 
@@ -577,13 +598,14 @@ def train(
             if resume:  # the newest training state that loads, checked before anything trains
                 backup, done = checkpoints.resume(out_dir, model, settings["epochs"], verbose)
             else:
+                backup, done = checkpoints.TrainingBackup(out_dir / checkpoints.BACKUP), 0
+            if not (out_dir / "config.json").exists():  # a new run, or a damaged one set aside
                 out_dir.mkdir(parents=True, exist_ok=True)
                 record = environment(strategy, policy)
                 record.update(global_batch_size=global_batch, steps_per_epoch=steps_per_epoch,
                               xla=bool(model.jit_compile))  # fmt: skip
                 config = {"settings": settings, "run": record}
                 write_atomically(out_dir / "config.json", json.dumps(config, indent=2) + "\n")
-                backup, done = checkpoints.TrainingBackup(out_dir / checkpoints.BACKUP), 0
             if done < settings["epochs"]:  # a finished run trains no further
                 train_data = training_data(split_dir, settings, global_batch, steps_per_epoch, done)
                 model.fit(

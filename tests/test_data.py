@@ -32,7 +32,13 @@ from densenet_tutorial.data import (
     verify,
 )
 from densenet_tutorial.data import download as kaggle
-from densenet_tutorial.data.files import read_csv, write_atomically
+from densenet_tutorial.data.files import (
+    discard,
+    read_csv,
+    recover,
+    write_atomically,
+    write_then_rename,
+)
 from densenet_tutorial.data.layouts import find_images, label_of
 from densenet_tutorial.data.split import PARTS, assign_parts, split_counts, write_split
 from densenet_tutorial.data.synth import BROKEN_KINDS
@@ -320,6 +326,57 @@ def test_writes_are_atomic(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         write_atomically(target, "new\n")
     assert target.read_text() == "old\n" and os.listdir(tmp_path) == ["train.csv"]
+
+
+class DriveCalls:
+    """What Google Drive would put in its trash: each ``os.replace`` over an existing file
+    and each ``os.unlink``, with the size the file had (a stand-in for Drive's mount, which
+    moves a replaced or deleted file to the trash)."""
+
+    def __init__(self, monkeypatch):
+        self.trashed = []
+        for name in ("replace", "unlink"):
+            real = getattr(os, name)
+
+            def call(*args, real=real, name=name):
+                gone = args[1] if name == "replace" else args[0]
+                if os.path.exists(gone):
+                    self.trashed.append((name, os.path.basename(gone), os.path.getsize(gone)))
+                return real(*args)
+
+            monkeypatch.setattr(os, name, call)
+
+
+def test_a_replaced_file_is_emptied_before_drive_could_trash_it(tmp_path, monkeypatch):
+    target = tmp_path / "best.keras"
+    write_then_rename(target, lambda path: path.write_bytes(b"old" * 1000))
+    calls = DriveCalls(monkeypatch)
+    write_then_rename(target, lambda path: path.write_bytes(b"new" * 1000))
+    assert target.read_bytes() == b"new" * 1000 and os.listdir(tmp_path) == ["best.keras"]
+    assert calls.trashed == [("unlink", ".best.old.keras", 0)]  # renamed aside, then emptied
+    discard(target)
+    assert calls.trashed[-1] == ("unlink", "best.keras", 0) and not target.exists()
+
+
+def test_a_write_cut_off_between_its_renames_keeps_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "best.keras"
+    write_then_rename(target, lambda path: path.write_bytes(b"old"))
+    real, renames = os.replace, []
+
+    def cut_off_at_the_second(*args):
+        renames.append(args)
+        if len(renames) == 2:
+            raise KeyboardInterrupt
+        real(*args)
+
+    monkeypatch.setattr(os, "replace", cut_off_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        write_then_rename(target, lambda path: path.write_bytes(b"new"))
+    monkeypatch.setattr(os, "replace", real)
+    assert not target.exists() and (tmp_path / ".best.old.keras").read_bytes() == b"old"
+    assert recover(target).read_bytes() == b"old"  # what resume does
+    write_then_rename(target, lambda path: path.write_bytes(b"new"))
+    assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["best.keras"]
 
 
 def test_a_manifest_that_disagrees_with_meta_is_refused(synthetic_split, tmp_path):

@@ -4,6 +4,8 @@ The notebooks themselves run in tests/test_notebooks.py; here a two-line noteboo
 for them, so the kernel's behaviour is checked in seconds.
 """
 
+import concurrent.futures
+import multiprocessing
 import subprocess
 import sys
 
@@ -24,12 +26,12 @@ print("printed by the notebook", "ipykernel" in sys.modules)
 
 
 def test_cpu_time_of_a_notebook_process_includes_the_processes_it_waited_for():
-    grandchild = (
-        "import subprocess, sys; subprocess.run([sys.executable, '-c', 'sum(range(10**7))'])"
-    )
-    process = subprocess.Popen([sys.executable, "-c", grandchild])
-    finished, cpu = demo.wait_for_one({process: None})
-    assert finished is process and process.returncode == 0
+    grandchild = [sys.executable, "-c", "sum(range(10**7))"]
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, context, max_tasks_per_child=1) as pool:
+        running = {pool.submit(demo.in_worker, subprocess.call, grandchild): None}
+        finished, code, cpu = demo.wait_for_one(running)
+    assert finished in running and code == 0
     assert cpu > 0.1  # the grandchild's sum alone takes longer than that
 
 
@@ -43,17 +45,16 @@ def run_fake_demo(monkeypatch, tmp_path, jobs, fail=None, events=None):
     events = [] if events is None else events
     wait_for_one = demo.wait_for_one
 
-    def start(notebook, out_dir, parameters):
+    def start(pool, notebook, out_dir, parameters):  # a process that sleeps, then exits
         events.append(("start", notebook.name[:2], len(events)))
         code = 1 if notebook.name[:2] == fail else 0
-        return subprocess.Popen(
-            [sys.executable, "-c", f"import time; time.sleep(0.3); exit({code})"]
-        )
+        command = [sys.executable, "-c", f"import time; time.sleep(0.3); exit({code})"]
+        return pool.submit(demo.in_worker, subprocess.call, command)
 
     def wait(running):
-        process, cpu = wait_for_one(running)
-        events.append(("end", running[process][0].name[:2], len(events)))
-        return process, cpu
+        future, code, cpu = wait_for_one(running)
+        events.append(("end", running[future][0].name[:2], len(events)))
+        return future, code, cpu
 
     monkeypatch.setattr(demo, "notebook_paths", lambda: [tmp_path / name for name in NAMES])
     monkeypatch.setattr(demo, "start_notebook", start)

@@ -6,6 +6,11 @@ class 3 is never chosen. It stands in for DenseNet-169 with ImageNet's 1,000 cla
 notebook 01 uses; what is tested is the rule, the reading of photos and the report.
 """
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import cv2
 import keras
 import numpy as np
@@ -19,6 +24,7 @@ from densenet_tutorial.data.doubtful import (
     plot_doubtful,
 )
 
+REPOSITORY = Path(__file__).resolve().parents[1]
 CLASSES = {"cat": (0,), "dog": (1,)}
 BGR = {"red": (0, 0, 255), "blue": (255, 0, 0), "green": (0, 255, 0)}
 
@@ -105,19 +111,33 @@ def test_the_gallery_names_each_photo_and_why(photos):
     assert len(figure.axes) == 4 and plot_doubtful([], root) is None
 
 
-def test_no_network_for_the_imagenet_weights_is_one_clear_error(synthetic_split, tmp_path,
-                                                                   monkeypatch):  # fmt: skip
-    """Keras downloads the weights into its cache; with an empty cache and no network (a proxy
-    that refuses connections), notebook 01 says so in one line and goes on without a gallery."""
-    from densenet_tutorial.errors import MissingInputError
-    from densenet_tutorial.pretrained import doubtful_photos
+NO_NETWORK = """
+import sys
+from densenet_tutorial.errors import MissingInputError
+from densenet_tutorial.pretrained import doubtful_photos
 
-    # An empty Keras cache: keras_home() returns this module variable (set from KERAS_HOME at
-    # import, so setting the variable now would come too late).
-    monkeypatch.setattr("keras.src.backend.config._KERAS_DIR", str(tmp_path / "keras"))
+try:
+    doubtful_photos(sys.argv[1], "imagenet", image_size=32, limit=2)
+except MissingInputError as error:
+    print(f"error: {error}")
+"""
+
+
+def test_no_network_for_the_imagenet_weights_is_one_clear_error(synthetic_split, tmp_path):
+    """Keras downloads the weights into its cache; with an empty cache and no network (a proxy
+    that refuses connections), notebook 01 says so in one line and goes on without a gallery.
+
+    Keras reads its cache folder from ``KERAS_HOME`` when it is imported, so the check runs in
+    a new process whose environment names an empty folder."""
+    environment = {**os.environ, "KERAS_HOME": str(tmp_path / "keras")}
     for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
-        monkeypatch.setenv(name, "http://127.0.0.1:9")  # the discard port: nothing listens
+        environment[name] = "http://127.0.0.1:9"  # the discard port: nothing listens
     for name in ("NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    with pytest.raises(MissingInputError, match="could not download the ImageNet weights"):
-        doubtful_photos(synthetic_split, "imagenet", image_size=32, limit=2)
+        environment.pop(name, None)
+    environment["PYTHONPATH"] = os.pathsep.join([str(REPOSITORY), *sys.path])
+    done = subprocess.run([sys.executable, "-c", NO_NETWORK, str(synthetic_split)],
+                          env=environment, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = done.stdout.strip().splitlines()[-1]
+    assert line.startswith("error:") and "could not download the ImageNet weights" in line
+    assert (tmp_path / "keras" / "models").is_dir()  # the download went to the empty cache

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -64,7 +65,8 @@ def folder(tmp_path):
         mark(model, epoch + 1)
         backup.on_epoch_end(epoch)
     (out / "history.csv").write_text("epoch,loss,val_accuracy\n0,0.7,0.6\n1,0.6,0.7\n")
-    (out / "best.keras").write_bytes(b"the network of epoch 2")
+    with zipfile.ZipFile(out / "best.keras", "w") as best:  # a stand-in: a .keras file is a zip
+        best.writestr("model.weights.h5", b"the network of epoch 2")
     (out / "logs").mkdir()
     return out
 
@@ -441,6 +443,8 @@ def test_the_drive_benchmark_counts_what_each_epoch_writes(tmp_path):
     for epoch in result["epochs"]:
         assert epoch["files_rewritten"]["backup/" + checkpoints.SLOTS[epoch["epoch"] % 2]] == state
         assert epoch["bytes_written"] >= sum(epoch["files_rewritten"].values())
+        assert epoch["bytes_trashed"] == 0  # the replaced state was emptied first
+    assert result["trashed_in_all"] == 0  # the older state deleted at the end too
     assert "kept after the finished run" in report(result)
 
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import keras
 import numpy as np
@@ -160,9 +161,12 @@ def test_best_model_checkpoint_remembers_the_epochs_before_a_resume(tmp_path):
     (tmp_path / "history.csv").write_text(
         "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.7,0.6,0.80,0.5\n1,0.8,0.5,0.90,0.4\n"
     )
+    (tmp_path / "best.keras").write_bytes(b"")  # a stand-in for the network of epoch 2
     callbacks = training.make_callbacks(tmp_path)
     (checkpoint,) = [c for c in callbacks if isinstance(c, training.SaveBestNetwork)]
     assert checkpoint.best == pytest.approx(0.90)  # a worse resumed epoch won't replace it
+    (tmp_path / "best.keras").unlink()  # set aside as damaged: any next epoch is the best
+    assert training.best_so_far(tmp_path / "history.csv") is None
     assert isinstance(callbacks[-1], checkpoints.TrainingBackup)  # an epoch counts last
 
 
@@ -417,10 +421,12 @@ def test_finished_run_reruns_without_training_and_other_settings_are_refused(run
 
 def test_estimate_measures_a_time_plan_and_writes_nothing(split, tmp_path, capsys):
     out = tmp_path / "planned"
+    began = time.perf_counter()
     plan = training.train(split, out, estimate=True, **TINY)
+    seconds = time.perf_counter() - began
     assert not out.exists()  # nothing written: not even the run folder
-    for name in ("pipeline", "training", "validation"):
-        assert plan[f"{name}_images_per_second"] > 0, name
+    for name in ("pipeline", "training", "validation"):  # 5 timed batches each, within the call
+        assert 0 < 5 * TINY["batch_size"] / plan[f"{name}_images_per_second"] < seconds, name
     assert plan["first_epoch_limited_by"] in ("input pipeline", "model")
     slowest = min(plan["pipeline_images_per_second"], plan["training_images_per_second"])
     steps = int(np.ceil(440 / TINY["batch_size"]))  # the quick cap (40) is above 28 steps

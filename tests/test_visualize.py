@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from keras import layers
+from scipy.integrate import trapezoid
 
 from densenet_tutorial import visualize
 from densenet_tutorial.cli import main
@@ -380,8 +381,13 @@ def test_deletion_and_insertion_rank_the_true_map_above_a_random_one():
     chance = faithfulness.deletion_insertion(model, image, random_map, target="dog", steps=16)
     assert true["deletion"][0] < chance["deletion"][0] - 0.1
     assert true["insertion"][0] > chance["insertion"][0] + 0.1
-    for result in (true, chance):
-        assert all(0 <= value <= 1 for values in result.values() for value in values)
+    dog = 1 / (1 + np.exp(-3.0))  # P(dog) of the whole image: its logit is 3, above
+    for result, heatmap in ((true, true_map), (chance, random_map)):
+        scores = faithfulness.curves(model, image[0], heatmap[0], 1, steps=16)
+        assert scores["deletion"][0] == pytest.approx(dog, abs=1e-4)  # nothing deleted yet
+        assert scores["insertion"][-1] == pytest.approx(dog, abs=1e-4)  # everything inserted
+        for kind, values in scores.items():  # each AUC is the trapezoid rule's area
+            assert result[kind][0] == pytest.approx(trapezoid(values, dx=1 / 16))
 
 
 def test_energy_inside_and_pointing_game_on_hand_made_maps():

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from densenet_tutorial import notebooks, training
+from densenet_tutorial.data import read_split
 from densenet_tutorial.errors import MissingInputError, SettingError
 from densenet_tutorial.model import build_densenet, composite_function, dense_layer
 
@@ -244,7 +245,8 @@ def test_train_in_brief_trains_what_train_trains(synthetic_split, tmp_path):
     history, metrics = train_in_brief(synthetic_split, verbose=0, **TINY)
     for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(history[name], full[name], rtol=1e-4, atol=1e-6)
-    assert 0 <= metrics["accuracy"] <= 1
+    right = metrics["accuracy"] * len(read_split(synthetic_split, "test")[1])
+    assert right == pytest.approx(round(right), abs=1e-3)  # a number of test images, over all
 
 
 def test_plain_grad_cam_is_grad_cam():

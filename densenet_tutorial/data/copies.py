@@ -39,11 +39,12 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from densenet_tutorial.data.files import write_atomically
+from densenet_tutorial.data.files import DamagedFile, read_json, rebuilding, write_atomically
 
 HASH_SIDE = 32  # the grey thumbnail the DCT is taken of
 HASH_FREQUENCIES = 8  # the 8x8 lowest frequencies: a 64-bit hash
 THUMBNAIL_SIDE = 8  # the colour thumbnail compared after the hash: 8x8x3 bytes
+THUMBNAIL_BYTES = THUMBNAIL_SIDE * THUMBNAIL_SIDE * 3
 HASH_DISTANCE = 12
 """Bits of the 64 that may differ between near copies (either orientation); see the module."""
 THUMBNAIL_RMS = 6.0
@@ -276,9 +277,14 @@ def record_copies(photos, out):
         digest.update("\t".join((*photo[:3], *photo[3], "\n")).encode())
     record = Path(out) / "copies.json"
     if record.exists():
-        saved = json.loads(record.read_text())
-        if saved.get("inputs") == digest.hexdigest():
-            return saved["pairs"]
+        try:
+            saved = read_json(record, keys=("inputs", "pairs"))
+            if not well_formed(saved["pairs"]):
+                raise DamagedFile(record, "pairs that are not as written")
+            if saved["inputs"] == digest.hexdigest():
+                return saved["pairs"]
+        except DamagedFile as damage:
+            rebuilding(damage, record.parent)
     pairs = find_copies([(*photo[:3], decode_features(*photo[3])) for photo in photos])
     saved = {"inputs": digest.hexdigest(), "photos": len(photos), "hash_distance": HASH_DISTANCE,
              "thumbnail_rms": THUMBNAIL_RMS, "pairs": pairs}  # fmt: skip
@@ -286,25 +292,32 @@ def record_copies(photos, out):
     return pairs
 
 
+def well_formed(pairs):
+    """Whether ``pairs`` read back from ``copies.json`` are what ``find_copies`` returns."""
+    fields = {"a", "b", "label_a", "label_b", "kind", "hamming", "rms"}
+    return isinstance(pairs, list) and all(
+        isinstance(pair, dict) and set(pair) == fields and pair["kind"] in KINDS for pair in pairs
+    )
+
+
 def copy_groups(pairs):
     """The groups of copies that ``pairs`` link (directly or through other copies): a sorted
-    list of sorted lists of two or more paths."""
-    parent = {}
+    list of sorted lists of two or more paths, the connected components of the graph whose
+    edges are the pairs (SciPy's ``connected_components``)."""
+    # Imported here: the file check's worker processes import this module and need no graph,
+    # and importing scipy.sparse.csgraph took 1.2 s (measured, -X importtime, a busy 2-core VM).
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    def root(path):
-        while parent.setdefault(path, path) != path:
-            parent[path] = parent[parent[path]]  # halve the path to the root as we go
-            path = parent[path]
-        return path
-
-    for pair in pairs:
-        first, second = root(pair["a"]), root(pair["b"])
-        if first != second:
-            parent[max(first, second)] = min(first, second)
+    paths = sorted({path for pair in pairs for path in (pair["a"], pair["b"])})
+    index = {path: i for i, path in enumerate(paths)}
+    edges = np.array([(index[pair["a"]], index[pair["b"]]) for pair in pairs], np.intp)
+    graph = coo_matrix((np.ones(len(edges)), edges.reshape(-1, 2).T), (len(paths), len(paths)))
+    _, component = connected_components(graph, directed=False)
     groups = defaultdict(list)
-    for path in parent:
-        groups[root(path)].append(path)
-    return sorted(sorted(group) for group in groups.values())
+    for path, number in zip(paths, component, strict=True):
+        groups[number].append(path)  # paths in sorted order, so each group is sorted
+    return sorted(groups.values())
 
 
 def relation(pair):
@@ -336,8 +349,8 @@ def example_pairs(pairs, count=6):
 def describe_copies(out):
     """What ``prepare`` found and did with the copies, in a few lines of text (from
     ``OUT/copies.json`` and ``OUT/splits/meta.json``)."""
-    saved = json.loads((Path(out) / "copies.json").read_text())
-    meta = json.loads((Path(out) / "splits" / "meta.json").read_text())["copies"]
+    saved = read_json(Path(out) / "copies.json", keys=("pairs", "photos"))
+    meta = read_json(Path(out) / "splits" / "meta.json", keys=("copies",))["copies"]
     pairs, photos = saved["pairs"], saved["photos"]
     if not pairs:
         return f"Copies: none among the {photos:,} checked photos (no exact or near copies)."

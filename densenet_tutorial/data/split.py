@@ -22,7 +22,14 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from densenet_tutorial.data.files import read_csv, write_atomically, write_csv
+from densenet_tutorial.data.files import (
+    DamagedFile,
+    read_csv,
+    read_json,
+    set_aside,
+    write_atomically,
+    write_csv,
+)
 from densenet_tutorial.data.layouts import CLASS_NAMES
 from densenet_tutorial.errors import MissingInputError, RunError, SettingError
 
@@ -155,8 +162,10 @@ def write_split(files, out, root, seed=0, val_per_class=2000, test_per_class=200
 def read_split(split_dir, part):
     """``(source_root, [(relative_path, label), ...])`` of one part of a written split.
 
-    Raises FileNotFoundError when there is no split and RuntimeError when the manifest and
-    ``meta.json`` disagree (an interrupted or mixed run).
+    Raises ``MissingInputError`` when there is no split and ``RunError`` when the manifest and
+    ``meta.json`` disagree (an interrupted or mixed run). A damaged ``meta.json`` or manifest
+    is moved to ``set-aside-TIME/`` beside the split, never deleted, and the error says to
+    prepare the split again (the same photos and seed give the same split).
     """
     split_dir = Path(split_dir)
     if part not in PARTS:
@@ -165,11 +174,32 @@ def read_split(split_dir, part):
         raise MissingInputError(
             f"No split in {split_dir}: run `python -m densenet_tutorial prepare` first."
         )
-    meta = json.loads((split_dir / "meta.json").read_text())
-    rows = [(row["path"], row["label"]) for row in read_csv(split_dir / f"{part}.csv")]
-    if len(rows) != meta["counts"][part]["total"]:
+    try:
+        meta = read_json(split_dir / "meta.json", keys=("counts", "source_root"))
+        total = meta["counts"][part]["total"]
+        if not isinstance(total, int):
+            raise DamagedFile(split_dir / "meta.json", f"no count of {part}")
+        rows = read_csv(split_dir / f"{part}.csv", fields=("path", "label"))
+    except (KeyError, TypeError) as error:
+        raise damaged_split(DamagedFile(split_dir / "meta.json", f"no count of {part}")) from error
+    except DamagedFile as damage:
+        raise damaged_split(damage) from damage
+    if len(rows) != total:
         raise RunError(
             f"{split_dir / part}.csv has {len(rows):,} rows but meta.json says "
-            f"{meta['counts'][part]['total']:,}: rerun `python -m densenet_tutorial prepare`."
+            f"{total:,}: rerun `python -m densenet_tutorial prepare`."
         )
-    return Path(meta["source_root"]), rows
+    return Path(meta["source_root"]), [(row["path"], row["label"]) for row in rows]
+
+
+def damaged_split(damage):
+    """Set the damaged file of a split aside (beside the split) and return the error to raise."""
+    out = damage.path.parent.parent
+    aside = set_aside(out, [damage.path])
+    return DamagedFile(
+        damage.path,
+        damage.reason,
+        f"it is kept in {aside}. Write the split again (`python -m densenet_tutorial prepare "
+        f"--out {out}` with the options you gave it, or notebook 01), then rerun: the same "
+        f"photos and seed give the same split, and a run resumes where it stopped.",
+    )

@@ -31,6 +31,7 @@ new, and the check reads the files instead of decoding them again. A file whose 
 changed is decoded again.
 """
 
+import binascii
 import concurrent.futures
 import hashlib
 import multiprocessing
@@ -45,7 +46,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from densenet_tutorial.data import copies
-from densenet_tutorial.data.files import read_csv, write_csv
+from densenet_tutorial.data.files import DamagedFile, read_csv, rebuilding, write_csv
 
 SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 """The first bytes of JPEG, PNG, GIF and BMP files: the formats ``tf.io.decode_image`` reads."""
@@ -161,16 +162,28 @@ CACHE_FIELDS = ("path", "size", "mtime_ns", *Verdict._fields)
 
 def read_cache(cache_file):
     """``{path: (size, mtime_ns, Verdict)}`` of ``checked.csv`` (all text); empty if there is
-    none, or it is of an older kind."""
+    none. One that is damaged or of an older kind is set aside and built again (said in a
+    line): every file is then decoded again."""
     if not cache_file.exists():
         return {}
-    rows = read_csv(cache_file)
-    if rows and tuple(rows[0]) != CACHE_FIELDS:
+    try:
+        rows = read_csv(cache_file, CACHE_FIELDS)
+        cached = {
+            row["path"]: (row["size"], row["mtime_ns"], Verdict(*(row[f] for f in Verdict._fields)))
+            for row in rows
+        }
+        for size, mtime_ns, verdict in cached.values():
+            int(size), int(mtime_ns), int(verdict.crc32, 16)
+            thumbnail = copies.decode_features(*verdict[3:])[2] if not verdict.problem else b""
+            if thumbnail and len(thumbnail) != copies.THUMBNAIL_BYTES:
+                raise ValueError("a thumbnail of another size")
+    except (ValueError, binascii.Error) as error:
+        rebuilding(DamagedFile(cache_file, f"a value it cannot hold: {error}"), cache_file.parent)
         return {}
-    return {
-        row["path"]: (row["size"], row["mtime_ns"], Verdict(*(row[f] for f in Verdict._fields)))
-        for row in rows
-    }
+    except DamagedFile as damage:
+        rebuilding(damage, cache_file.parent)
+        return {}
+    return cached
 
 
 def check_images(root, files, out, workers=None, progress=True):
