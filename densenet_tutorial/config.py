@@ -36,7 +36,7 @@ class RunConfig:
     augment: bool = True  # data.augmentation() in the training step
     learning_rate: float = 0.1  # peak rate per 256 images, scaled linearly with the batch
     pretrained: str | None = None  # "imagenet" or a weights file: fine-tuning DenseNet-169
-    quick: bool = False  # and at most QUICK_STEPS_PER_EPOCH steps an epoch
+    quick: bool = False  # quick mode: also at most QUICK_STEPS_PER_EPOCH steps an epoch
 
     def __post_init__(self):
         object.__setattr__(self, "blocks", tuple(self.blocks))  # build_densenet checks them
@@ -53,6 +53,7 @@ class RunConfig:
 
     @property
     def steps_per_epoch_cap(self):
+        """Quick mode's limit on the training steps of an epoch (None: every batch)."""
         return QUICK_STEPS_PER_EPOCH if self.quick else None
 
     def to_dict(self):
@@ -74,10 +75,8 @@ NAMES = tuple(field.name for field in dataclasses.fields(RunConfig))
 
 
 def run_config(quick=False, **given):
-    """A ``RunConfig`` of the settings ``given``; those left out or None take the recipe's
-    value, or quick mode's (``QUICK``). Saved settings read back (``config.json``'s, a
-    notebook's last run) come in the same way: names that are not settings are left out of
-    ``from_saved``, refused here."""
+    """The ``RunConfig`` of the settings ``given`` (a name that is not one is refused); those
+    left out or None take the recipe's value or, with ``quick``, quick mode's (``QUICK``)."""
     unknown = sorted(set(given) - set(NAMES))
     if unknown:
         raise SettingError(
