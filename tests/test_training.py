@@ -334,8 +334,13 @@ def test_rerun_resumes_at_the_second_epoch(run):
 
 
 def test_quick_run_learns_the_generated_images(run):
-    assert run["metrics"]["accuracy"] >= 0.9, run["metrics"]
-    assert run["metrics"]["auc"] >= 0.95
+    """Chance is 0.5. Measured on 100 test images, this run uninterrupted, seeds 1 / 2 / 3:
+    accuracy 0.94 / 0.98 / 0.99 in mixed bfloat16 (precision "auto" on this AVX-512 BF16
+    CPU), 0.89 / 0.98 / 0.98 in float32 (forced here, standing in for "auto" on AVX2-only
+    CPUs, whose CI run also gave 0.89 for seed 1); AUC 0.996 or more in all six. The floors
+    leave 9 images, and 0.016 of AUC, below the lowest."""
+    assert run["metrics"]["accuracy"] >= 0.8, run["metrics"]
+    assert run["metrics"]["auc"] >= 0.98, run["metrics"]
 
 
 def test_run_folder_holds_config_history_logs_model_metrics_and_figures(run):
