@@ -90,7 +90,8 @@ def trained_settings(runs_dir, quick, **given):
     record = last_run_file(runs_dir, quick)
     last = json.loads(record.read_text()) if record.exists() else {}
     last = {name: value for name, value in last.items() if name in NAMES and name != "quick"}
-    return run_config(quick, **{**last, **given})
+    chosen = {name: value for name, value in given.items() if value is not None}
+    return run_config(quick, **{**last, **chosen})
 
 
 def last_run_file(runs_dir, quick):

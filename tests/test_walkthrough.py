@@ -143,6 +143,7 @@ def test_settings_carry_options_to_the_notebooks_that_follow(tmp_path):
     assert followed == settings
     assert notebooks.run_folder(tmp_path, followed).name.endswith("-no-augment-quick")
     assert notebooks.trained_settings(tmp_path, True, growth_rate=12).growth_rate == 12
+    assert notebooks.trained_settings(tmp_path, True, growth_rate=None) == settings  # 04's None
     # A record of the earlier format (no "quick", blocks as a list) is followed too.
     earlier = {"blocks": [2, 4, 4, 2], "growth_rate": 8, "image_size": 64, "batch_size": 32,
                "epochs": 5, "augment": False}  # fmt: skip
