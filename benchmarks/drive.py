@@ -105,6 +105,7 @@ class WriteMeter(keras.callbacks.Callback):
 def measure(precision, epochs, workdir, blocks=(6, 12, 32, 32), growth_rate=32):
     """Train DenseNet-169 (or ``blocks``, ``growth_rate``) for ``epochs`` epochs in
     ``precision`` on generated images; what it wrote and kept."""
+    from densenet_tutorial.config import RunConfig
     from densenet_tutorial.data import prepare, synthesize
     from densenet_tutorial.training import train
 
@@ -115,11 +116,11 @@ def measure(precision, epochs, workdir, blocks=(6, 12, 32, 32), growth_rate=32):
         prepare(source=base / "images", out=base / "data", val_per_class=6, test_per_class=6,
                 progress=False, workers=1)  # fmt: skip
     out = base / f"run-{precision}"
+    config = RunConfig(blocks=blocks, growth_rate=growth_rate, image_size=32, batch_size=8,
+                       epochs=epochs, precision=precision)  # fmt: skip
     with Trash(out) as trash:
         meter = WriteMeter(out, trash)
-        train(base / "data", out, blocks=blocks, growth_rate=growth_rate, image_size=32,
-              batch_size=8, epochs=epochs, precision=precision, callbacks=[meter],
-              verbose=0)  # fmt: skip
+        train(base / "data", out, config, callbacks=[meter], verbose=0)
     kept = {name: size for name, (size, _) in snapshot(out).items()}
     return {"precision": precision, "epochs": meter.epochs, "kept": kept,
             "trashed_in_all": trash.bytes}  # fmt: skip

@@ -6,7 +6,8 @@ The package is laid out like the tutorial:
   the recomputing dense block; ``architecture``: the stage table);
 - ``densenet_tutorial.data``: download, check, split, a tf.data pipeline and the augmentation;
 - ``densenet_tutorial.training`` and ``evaluate``: training and the test split, joining model
-  and data (``defaults``: the sizes of a run, quick mode's too, importing nothing);
+  and data (``config``: every setting of a run, quick mode's too, importing nothing;
+  ``run_folder``: what a run keeps, and resuming it; ``checkpoints``: the training state);
 - ``densenet_tutorial.visualize``: feature maps and Grad-CAM for any Keras model;
 - ``densenet_tutorial.costs``: multiply-adds counted, time and memory measured;
 - ``densenet_tutorial.cli``: ``python -m densenet_tutorial ...``, a thin face over the above;

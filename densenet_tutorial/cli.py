@@ -12,8 +12,7 @@ import os
 import sys
 import tempfile
 
-from densenet_tutorial.defaults import BATCH_SIZE, EPOCHS, FULL, PRECISIONS, QUICK, SEED
-from densenet_tutorial.defaults import QUICK_STEPS_PER_EPOCH as QUICK_STEPS
+from densenet_tutorial.config import PRECISIONS, QUICK, QUICK_STEPS_PER_EPOCH, RunConfig, run_config
 from densenet_tutorial.errors import ProjectError
 
 # What TensorFlow's C++ code writes to the terminal as it starts on a machine without a GPU:
@@ -73,7 +72,7 @@ def _blocks(text):
 
 def add_model_options(parser):
     """The architecture knobs shared by every command that builds a DenseNet."""
-    blocks, k, size = FULL["blocks"], FULL["growth_rate"], FULL["image_size"]
+    blocks, k, size = RunConfig.blocks, RunConfig.growth_rate, RunConfig.image_size
     parser.add_argument(
         "--blocks",
         type=_blocks,
@@ -81,7 +80,8 @@ def add_model_options(parser):
         help=f"layers per dense block (default {_listed(blocks)}: DenseNet-169)",
     )
     parser.add_argument("--growth-rate", type=int, default=k, help=f"k (default {k})")
-    parser.add_argument("--compression", type=float, default=0.5, help="theta (default 0.5)")
+    theta = RunConfig.compression
+    parser.add_argument("--compression", type=float, default=theta, help=f"theta (default {theta})")
     parser.add_argument("--image-size", type=int, default=size, help=f"side in pixels ({size})")
     parser.add_argument(
         "--memory-efficient",
@@ -147,22 +147,19 @@ def cmd_synth(args):
 
 def cmd_train(args):
     """Train a DenseNet on a prepared split; evaluate the best model on the test split."""
-    start_tensorflow()
-    from densenet_tutorial.training import format_time_plan, train
-
-    options = dict(
-        blocks=args.blocks, growth_rate=args.growth_rate, compression=args.compression,
-        image_size=args.image_size, batch_size=args.batch_size, epochs=args.epochs,
-        memory_efficient=args.memory_efficient, seed=args.seed, quick=args.quick,
+    config = run_config(  # options not given (None) take the recipe's or quick mode's value
+        args.quick, blocks=args.blocks, growth_rate=args.growth_rate,
+        compression=args.compression, image_size=args.image_size, batch_size=args.batch_size,
+        epochs=args.epochs, memory_efficient=args.memory_efficient, seed=args.seed,
         precision=args.precision, deterministic=args.deterministic,
     )  # fmt: skip
-    # Options not given are left out, so train() applies its recipe (or quick-mode) defaults.
-    given = {name: value for name, value in options.items() if value is not None}
+    start_tensorflow()
+    from densenet_tutorial.training import estimate, format_time_plan, train
+
     if args.estimate:
-        plan = train(data_dir=args.data, out_dir=args.out, estimate=True, **given)
-        print(format_time_plan(plan))
+        print(format_time_plan(estimate(args.data, config)))
         return
-    metrics = train(data_dir=args.data, out_dir=args.out, **given)
+    metrics = train(args.data, args.out, config)
     print(f"Test accuracy {metrics.get('accuracy', float('nan')):.4f}; results in {args.out}")
 
 
@@ -171,7 +168,7 @@ def _listed(blocks):
 
 
 def build_parser():
-    # Only `densenet_tutorial.defaults` here: the help and `prepare` start without TensorFlow;
+    # Only `densenet_tutorial.config` here: the help and `prepare` start without TensorFlow;
     # each command imports what it needs when it runs.
     parser = argparse.ArgumentParser(
         prog="python -m densenet_tutorial", description=__doc__.split("\n")[0]
@@ -234,13 +231,15 @@ def build_parser():
     train.add_argument("--data", required=True, help="the folder `prepare` wrote (OUT)")
     train.add_argument("--out", required=True, help="run folder, e.g. runs/densenet169")
     add_model_options(train)
-    train.add_argument("--batch-size", type=int, help=f"images per replica ({BATCH_SIZE})")
-    train.add_argument("--epochs", type=int, help=f"({EPOCHS}; {QUICK['epochs']} with --quick)")
-    train.add_argument("--seed", type=int, help=f"random seed ({SEED})")
+    batch, epochs, seed = RunConfig.batch_size, RunConfig.epochs, RunConfig.seed
+    train.add_argument("--batch-size", type=int, help=f"images per replica ({batch})")
+    train.add_argument("--epochs", type=int, help=f"({epochs}; {QUICK['epochs']} with --quick)")
+    train.add_argument("--seed", type=int, help=f"random seed ({seed})")
     train.add_argument("--quick", action="store_true",
                        help=f"minutes on a CPU: {QUICK['image_size']} px, blocks "
                        f"{_listed(QUICK['blocks'])}, growth rate {QUICK['growth_rate']}, "
-                       f"{QUICK['epochs']} epochs of at most {QUICK_STEPS} steps, unless given",
+                       f"{QUICK['epochs']} epochs of at most {QUICK_STEPS_PER_EPOCH} steps, unless "
+                       "given",
                        )  # fmt: skip
     train.add_argument(
         "--precision", choices=PRECISIONS,

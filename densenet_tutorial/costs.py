@@ -78,18 +78,19 @@ def measure_training(
 ):  # fmt: skip
     """Build one DenseNet's training model as ``train`` does; time it and weigh it.
 
-    ``training.training_model`` builds it: ``augment`` puts ``augmentation()`` in the step
-    (or, given as ``"module:name"``, another augmentation made from the seed: the benchmarks'
-    baseline), ``precision`` is a Keras dtype policy or ``"auto"``
-    (``training.pick_precision``), and Keras decides on XLA as it does for ``fit``.
+    The network is that of a ``RunConfig`` of these settings (``training.build_network``),
+    in ``training.training_model``: ``augment`` puts ``augmentation()`` in the step (or, given
+    as ``"module:name"``, another augmentation made from the seed: the benchmarks' baseline),
+    ``precision`` is a Keras dtype policy or ``"auto"`` (``training.pick_precision``), and
+    Keras decides on XLA as it does for ``fit``.
     ``reference=True`` measures keras.applications' DenseNet (``keras_reference``) instead of
     ours. Returns ``time_training``'s figures.
     """
     import keras
 
-    from densenet_tutorial.defaults import EPOCHS
-    from densenet_tutorial.model import build_densenet
+    from densenet_tutorial.config import RunConfig
     from densenet_tutorial.training import (
+        build_network,
         global_policy,
         learning_rate_schedule,
         pick_precision,
@@ -98,15 +99,16 @@ def measure_training(
 
     if steps < 1 or warmup < 0:
         raise SettingError(f"steps={steps}, warmup={warmup}: time at least one step.")
+    config = RunConfig(blocks=blocks, growth_rate=growth_rate, image_size=image_size,
+                       batch_size=batch_size, memory_efficient=memory_efficient,
+                       precision=precision, seed=seed)  # fmt: skip
     keras.utils.set_random_seed(seed)
-    input_shape = (image_size, image_size, 3)
-    with global_policy(pick_precision(precision)):
+    with global_policy(pick_precision(config.precision)):
         if reference:
-            network = keras_reference(blocks, input_shape)
+            network = keras_reference(blocks, (image_size, image_size, 3))
         else:
-            network = build_densenet(blocks, growth_rate, input_shape=input_shape,
-                                     memory_efficient=memory_efficient)  # fmt: skip
-        schedule = learning_rate_schedule(batch_size, warmup + steps, EPOCHS)  # as a run's
+            network = build_network(config)
+        schedule = learning_rate_schedule(batch_size, warmup + steps, config.epochs)  # a run's
         model = training_model(network, augmentation_for(augment, seed), schedule)
         return time_training(model, batch_size, steps, warmup, seed)
 

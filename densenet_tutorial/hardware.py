@@ -6,9 +6,14 @@
 - ``memory_device``, ``peak_memory_mb``, ``reset_peak_memory``: the memory a training step
   takes, the GPU's where there is one (its tensors live there), else the process's;
 - ``allow_gpu_memory_growth``: let processes share a GPU (notebook 05's measuring workers);
-- ``environment``: library versions and the hardware, as a run's ``config.json`` keeps them.
+- ``environment``: library versions and the hardware, as a run's ``config.json`` keeps them;
+- ``release_memory``: give back what a finished training run held (through TensorFlow's
+  internals), so that runs in one kernel do not pile up memory.
 """
 
+import contextlib
+import ctypes
+import gc
 import os
 import platform
 import resource
@@ -151,3 +156,33 @@ def environment():
         },
         "command": sys.argv,
     }
+
+
+def custom_gradients():
+    """The names under which ``tf.custom_gradient`` has registered gradient functions so far."""
+    from tensorflow.python.framework import ops
+
+    registry = getattr(getattr(ops, "gradient_registry", None), "_registry", {})
+    return {name for name in registry if name.startswith("CustomGradient-")}
+
+
+def release_memory(custom_gradients_before=()):
+    """Give back what a finished run held, so that runs in one kernel do not pile up memory.
+
+    Traced in a graph (fit's training step), each use of ``tf.custom_gradient`` registers its
+    gradient function under a new name in TensorFlow's global registry and never removes it
+    (``tensorflow/python/ops/custom_gradient.py``); the gradient of ``tf.distribute``'s
+    ``all_reduce`` in Keras's training step is one, and it keeps the whole traced step
+    alive. The names registered since ``custom_gradients_before`` are removed. Then
+    ``gc.collect`` frees the model and the cached images (Keras objects refer to each other
+    in cycles), and glibc's ``malloc_trim(0)`` returns freed heap memory to the system
+    (skipped where there is no glibc).
+    """
+    from tensorflow.python.framework import ops
+
+    registry = getattr(getattr(ops, "gradient_registry", None), "_registry", {})
+    for name in custom_gradients() - set(custom_gradients_before):
+        registry.pop(name, None)
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: macOS, Windows, musl
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

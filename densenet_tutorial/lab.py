@@ -7,6 +7,7 @@ folder, a trained model) are here too. Each name is defined in the module it is 
 from here; nothing is defined in this module.
 """
 
+from densenet_tutorial.config import run_config
 from densenet_tutorial.data import CLASS_NAMES, augmentation, make_dataset, read_split
 from densenet_tutorial.data.pipeline import training_epochs
 from densenet_tutorial.errors import SettingError
@@ -22,7 +23,6 @@ from densenet_tutorial.notebooks import (
     run_folder,
     show_tensorboard,
     trained_settings,
-    training_settings,
 )
 from densenet_tutorial.training import (
     LABEL_SMOOTHING,
@@ -81,10 +81,10 @@ __all__ = [
     "find_model",
     "photo_path",
     "remember_run",
+    "run_config",
     "run_folder",
     "show_tensorboard",
     "trained_settings",
-    "training_settings",
     "faithfulness_table",
     "get_layer",
     "learning_rate_schedule",

@@ -10,9 +10,9 @@ first.
 import json
 from pathlib import Path
 
+from densenet_tutorial.config import NAMES, RUN_SETTINGS, run_config
 from densenet_tutorial.data import prepare, read_split, synthesize
 from densenet_tutorial.data.files import DamagedFile, read_json, set_aside, write_atomically
-from densenet_tutorial.defaults import BATCH_SIZE, FULL, QUICK
 from densenet_tutorial.errors import MissingInputError, SettingError
 from densenet_tutorial.model import depth
 
@@ -88,61 +88,12 @@ def split_is_usable(split_dir):
     return bool(rows) and (root / rows[0][0]).exists()
 
 
-RUN_SETTINGS = ("blocks", "growth_rate", "image_size", "batch_size", "epochs")
-"""Notebook 03's parameters: the network and the budget, the start of a run folder's name."""
-NOT_RUN_SETTINGS = ("data_dir", "out_dir", "quick", "estimate", "callbacks", "verbose")
-"""Arguments of ``train`` that say where and how to run, not what is trained."""
 DEFAULT_DATA = ("cats-vs-dogs", "synthetic")  # the folders ``data_folder`` names
 
 
-def train_options():
-    """``train``'s other options with their defaults: ``{"augment": True, "seed": 42, ...}``.
-
-    Read from ``train``'s signature, so an option added there is part of every run's name.
-    """
-    import inspect
-
-    from densenet_tutorial.training import train
-
-    return {
-        name: parameter.default
-        for name, parameter in inspect.signature(train).parameters.items()
-        if name not in RUN_SETTINGS + NOT_RUN_SETTINGS
-    }
-
-
-def checked_options(names):
-    """``train_options()``, after a ``SettingError`` for any of ``names`` that ``train`` does
-    not take."""
-    options = train_options()
-    unknown = sorted(set(names) - set(RUN_SETTINGS) - set(options))
-    if unknown:
-        raise SettingError(
-            f"{', '.join(unknown)}: not an option of train(); the options are "
-            f"{', '.join(RUN_SETTINGS + tuple(options))}."
-        )
-    return options
-
-
-def training_settings(quick, **given):
-    """Notebook 03's run: the settings ``given`` (not None), else the recipe's.
-
-    The recipe is ``defaults.FULL`` (DenseNet-169, k = 32, 224 px, 40 epochs) or, in quick
-    mode, ``defaults.QUICK``; the batch is ``defaults.BATCH_SIZE`` images per replica. Any
-    other option of ``train`` may be given too (``augment=False``, ``seed=1``, ...): it is
-    kept, and names the run folder (``run_folder``).
-    """
-    options = checked_options(given)
-    recipe = {**(QUICK if quick else FULL), "batch_size": BATCH_SIZE}
-    settings = {
-        name: recipe[name] if given.get(name) is None else given[name] for name in RUN_SETTINGS
-    }
-    chosen = {name: given[name] for name in options if given.get(name) is not None}
-    return {**settings, "blocks": tuple(settings["blocks"]), **chosen}
-
-
 def trained_settings(runs_dir, quick, **given):
-    """Notebooks 04-06: the settings ``given`` (not None), else those of 03's last run.
+    """Notebooks 04-06: the ``RunConfig`` of the settings ``given`` (not None), else those of
+    03's last run.
 
     So a learner who changes k (or the batch, or an option such as ``augment=False``) in
     notebook 03 and runs it finds the new model in 04 and 05 without editing them; an
@@ -156,8 +107,9 @@ def trained_settings(runs_dir, quick, **given):
         print(f"{damage}: it is kept in {aside}; until notebook 03 records its run again, the "
               f"settings given here or the recipe's are used.")  # fmt: skip
         last = {}
+    last = {name: value for name, value in last.items() if name in NAMES and name != "quick"}
     chosen = {name: value for name, value in given.items() if value is not None}
-    return training_settings(quick, **{**last, **chosen})
+    return run_config(quick, **{**last, **chosen})
 
 
 def last_run_file(runs_dir, quick):
@@ -165,45 +117,42 @@ def last_run_file(runs_dir, quick):
     return Path(runs_dir) / ("last-run-quick.json" if quick else "last-run.json")
 
 
-def remember_run(runs_dir, quick, settings):
-    """Record ``settings`` as notebook 03's last run (read by ``trained_settings``).
+def remember_run(runs_dir, config):
+    """Record ``config`` as notebook 03's last run (read by ``trained_settings``).
 
     Notebook 03 calls it once the run is trained, not when its settings are chosen: trying
     another batch in the settings cell leaves notebooks 04-06 on the model that exists.
     """
-    write_atomically(last_run_file(runs_dir, quick), json.dumps(settings, indent=2) + "\n")
+    text = json.dumps(config.to_dict(), indent=2) + "\n"
+    write_atomically(last_run_file(runs_dir, config.quick), text)
 
 
-def run_folder(
-    runs_dir, quick, blocks, growth_rate, image_size, batch_size, epochs, data=None, **options
-):
-    """The folder of one training run, named after every setting that sets it apart.
+def run_folder(runs_dir, config, data=None):
+    """The folder of the run ``config``, named after every setting that sets it apart.
 
     ``train`` refuses a folder that holds a run of other settings (``check_run_folder``), so
     the name holds them all: the network and the budget (``densenet169-k32-224px-b32-40ep``),
-    then a word for each option of ``train`` that differs from its default (``-no-augment``,
-    ``-seed1``, ``-lr0.01``, ``-imagenet`` ...), the data when it is not the split notebook 01
-    prepares (``data``: the folder holding ``splits/``), and ``-quick``. So a smaller
-    ``BATCH_SIZE`` after running out of memory, ``augment=False`` or another fine-tuning
-    rate each start a run of their own, beside the others.
+    then a word for each setting that differs from its default (``-no-augment``, ``-seed1``,
+    ``-lr0.01``, ``-imagenet`` ...), the data when it is not the split notebook 01 prepares
+    (``data``: the folder holding ``splits/``), and ``-quick``. So a smaller ``BATCH_SIZE``
+    after running out of memory, ``augment=False`` or another fine-tuning rate each start a
+    run of their own, beside the others.
     """
-    defaults = checked_options(options)
-    words = [f"densenet{depth(blocks)}", f"k{growth_rate}", f"{image_size}px", f"b{batch_size}",
-             f"{epochs}ep"]  # fmt: skip
-    words += [option_word(name, options[name]) for name in defaults  # train()'s order
-              if name in options and options[name] != defaults[name]]  # fmt: skip
+    words = [f"densenet{depth(config.blocks)}", f"k{config.growth_rate}",
+             f"{config.image_size}px", f"b{config.batch_size}", f"{config.epochs}ep"]  # fmt: skip
+    words += [option_word(name, value) for name, value in config.options().items()]
     if data is not None:
         folder = Path(data)
         folder = folder.parent if folder.name == "splits" else folder
         if folder.name not in DEFAULT_DATA:
             words.append(f"data-{folder.name}")
-    if quick:
+    if config.quick:
         words.append("quick")
     return Path(runs_dir) / "-".join(words)
 
 
 def option_word(name, value):
-    """A run folder's word for ``train(name=value)``: ``no-augment``, ``seed1``, ``lr0.1`` ..."""
+    """A run folder's word for a setting: ``no-augment``, ``seed1``, ``lr0.1`` ..."""
     if isinstance(value, bool):
         return name.replace("_", "-") if value else "no-" + name.replace("_", "-")
     if name == "pretrained":
@@ -213,32 +162,27 @@ def option_word(name, value):
     return short.get(name, name.replace("_", "-")) + text
 
 
-def find_model(run, data_dir, quick, photos=None, **settings):
+def find_model(run, data_dir, config, photos=None):
     """``run/best.keras``; trained now in quick mode if missing (on ``photos``, if given),
     else an error naming 03.
 
-    ``settings`` are those of ``training_settings`` (``blocks`` ...), the same as notebook
-    03 used, so that both find the same run folder.
+    ``config`` is the ``RunConfig`` notebook 03 used, so that both find the same run folder.
     """
     best = Path(run) / "best.keras"
     if best.exists():
         return best
-    if not quick:
-        given = ", ".join(
-            f"{name.upper()} = {settings[name]!r}" for name in RUN_SETTINGS if name in settings
-        )
-        options = ", ".join(f"{name}={value!r}" for name, value in settings.items()
-                            if name not in RUN_SETTINGS)  # fmt: skip
+    if not config.quick:
+        given = ", ".join(f"{name.upper()} = {getattr(config, name)!r}" for name in RUN_SETTINGS)
+        options = ", ".join(f"{name}={value!r}" for name, value in config.options().items())
         if options:
-            given += f" and training_settings(..., {options})"
+            given += f" and run_config(..., {options})"
         raise MissingInputError(
             f"No trained model in {run}: run notebooks/03_train.ipynb first with {given} "
             f"(about 40 epochs on a GPU), or set QUICK = True here."
         )
     from densenet_tutorial.training import train
 
-    train(find_images(data_dir, quick=True, photos=photos), run, quick=True, verbose=0,
-          **settings)  # fmt: skip
+    train(find_images(data_dir, quick=True, photos=photos), run, config, verbose=0)
     return best
 
 

@@ -1,7 +1,8 @@
 """Training: join the DenseNet (``model``) and the input pipeline (``data``) in a run folder.
 
-``train(data_dir, out_dir, ...)`` is what the notebooks call and what
-``python -m densenet_tutorial train`` wraps. One short function per decision:
+``train(data_dir, out_dir, config)`` is what the notebooks call and what
+``python -m densenet_tutorial train`` wraps; ``config`` is a ``config.RunConfig``. One short
+function per decision:
 
 - ``pick_strategy``: ``MirroredStrategy`` on several GPUs, the default strategy otherwise; the
   global batch is the per-replica batch times the replicas;
@@ -10,18 +11,15 @@
 - ``learning_rate_schedule``, ``make_optimizer``, ``compile_model``: the recipe (see the README);
 - ``training_model``: the network behind the augmentation, compiled: what ``fit`` trains and
   what the time plan and ``densenet_tutorial.costs`` measure;
-- ``check_run_folder``, ``make_callbacks``: a run folder that resumes after a disconnect and is
-  never overwritten by a different configuration (the training state: ``checkpoints``).
+- ``recorded_settings``: what the run folder keeps of a run, the configuration and the recipe,
+  so that a rerun resumes only the same run (``run_folder``; the training state:
+  ``checkpoints``).
 
 The test split is touched once, after training, by ``densenet_tutorial.evaluate``.
 """
 
 import contextlib
-import ctypes
-import errno
-import gc
 import itertools
-import json
 import math
 import time
 from pathlib import Path
@@ -29,39 +27,39 @@ from pathlib import Path
 import keras
 
 from densenet_tutorial import checkpoints, hardware
+from densenet_tutorial.config import RunConfig
 from densenet_tutorial.data import PARTS, augmentation, make_dataset, read_split
-from densenet_tutorial.data.files import (
-    DamagedFile,
-    read_json,
-    set_aside,
-    write_atomically,
-    write_then_rename,
-)
 from densenet_tutorial.data.pipeline import training_epochs
-from densenet_tutorial.defaults import (  # the sizes of a run, written once there
-    BATCH_SIZE,
-    FULL,
-    PRECISIONS,
-    QUICK,
-    QUICK_STEPS_PER_EPOCH,
-    SEED,
-)
-from densenet_tutorial.errors import MissingInputError, RunError, SettingError
-from densenet_tutorial.evaluate import evaluate_run, read_history
+from densenet_tutorial.errors import MissingInputError, RunError
+from densenet_tutorial.evaluate import evaluate_run
 from densenet_tutorial.model import build_densenet
 from densenet_tutorial.pretrained import load_imagenet_weights
+from densenet_tutorial.run_folder import (
+    check_run_folder,
+    make_callbacks,
+    write_config,
+    write_failure,
+)
 
 # The recipe: "Bag of Tricks" (He et al., CVPR 2019) applied to the paper's SGD (Sec. 4.2).
-LEARNING_RATE = 0.1  # per 256 images: the paper's ImageNet rate, scaled linearly with the batch
+SEED = RunConfig.seed
+LEARNING_RATE = RunConfig.learning_rate  # per 256 images: the paper's ImageNet rate, 0.1
 REFERENCE_BATCH = 256  # (Goyal et al. 2017, "linear scaling rule")
 MOMENTUM = 0.9  # Nesterov, as the paper
 WEIGHT_DECAY = 1e-3  # decoupled; = the paper's L2 of 1e-4 / (1 - momentum), see make_optimizer
 WARMUP_FRACTION = 0.05  # linear warm-up over the first 5 % of steps (2 of 40 epochs)
 LABEL_SMOOTHING = 0.1
 NO_WEIGHT_DECAY = ("gamma", "beta", "bias")  # BatchNormalization scale/offset and the Dense bias
-# A write that failed for want of room or a working disk (a full Google Drive, a dropped mount)
-WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG, errno.ENOTCONN,
-                errno.ESTALE, errno.EACCES, errno.EPERM}  # fmt: skip
+RECIPE = {  # as config.json records it, so that a changed recipe does not resume an old run
+    "optimizer": "SGD, Nesterov momentum",
+    "momentum": MOMENTUM,
+    "warmup_fraction": WARMUP_FRACTION,
+    "schedule": "linear warm-up from 0, then cosine decay to 0",
+    "weight_decay_decoupled": WEIGHT_DECAY,
+    "no_weight_decay": list(NO_WEIGHT_DECAY),
+    "label_smoothing": LABEL_SMOOTHING,
+    "loss": "binary cross-entropy on the logit",
+}
 
 
 def pick_strategy():
@@ -85,8 +83,6 @@ def pick_precision(precision="auto"):
     bfloat16 on CPUs with bfloat16 instructions, float32 otherwise. Mixed precision keeps the
     variables in float32 and computes in 16 bits (Micikevicius et al. 2018).
     """
-    if precision not in PRECISIONS:
-        raise SettingError(f"precision={precision!r} is not allowed: use one of {PRECISIONS}.")
     if precision != "auto":
         return precision
     gpus = hardware.gpus()
@@ -146,70 +142,11 @@ def compile_model(model, learning_rate):
     return model
 
 
-def resolve_settings(split_dir, quick, **settings):
-    """Every setting of the run, with ``None`` replaced by the recipe or the quick-mode value."""
-    defaults = QUICK if quick else FULL
-    for name, value in defaults.items():
-        if settings.get(name) is None:
-            settings[name] = value
-    settings["blocks"] = list(settings["blocks"])  # as JSON keeps it; build_densenet checks it
-    for name in ("batch_size", "epochs"):
-        value = settings[name]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise SettingError(f"{name}={value!r} is not allowed: a whole number >= 1.")
-    recipe = {
-        "optimizer": "SGD, Nesterov momentum",
-        "momentum": MOMENTUM,
-        "warmup_fraction": WARMUP_FRACTION,
-        "schedule": "linear warm-up from 0, then cosine decay to 0",
-        "weight_decay_decoupled": WEIGHT_DECAY,
-        "no_weight_decay": list(NO_WEIGHT_DECAY),
-        "label_smoothing": LABEL_SMOOTHING,
-        "loss": "binary cross-entropy on the logit",
-        "steps_per_epoch_cap": QUICK_STEPS_PER_EPOCH if quick else None,
-    }
-    return {"split_dir": str(Path(split_dir).resolve()), "quick": quick, **settings, **recipe}
-
-
-def check_run_folder(out_dir, settings):
-    """True to resume the run in ``out_dir``, False to start one; refuse a different config.
-
-    A folder holding a ``config.json`` with the same settings is resumed (``checkpoints.resume``
-    picks up after the last finished epoch); so is one whose ``config.json`` is damaged (set
-    aside) or missing beside a ``backup/``: ``train`` writes it again from ``settings``. Any
-    other non-empty folder is left alone.
-    """
-    config = out_dir / "config.json"
-    if config.exists():
-        try:
-            saved = read_json(config, keys=("settings",))["settings"]
-        except DamagedFile as damage:
-            aside = set_aside(out_dir, [config])
-            print(f"{damage}: it is kept in {aside} and written again from these settings; the "
-                  f"run resumes if its saved training state fits this network.")  # fmt: skip
-            return True
-        wanted = json.loads(json.dumps(settings))  # tuples -> lists, as they were saved
-        changed = [
-            f"{name}: {saved.get(name)!r} -> {wanted.get(name)!r}"
-            for name in sorted(set(saved) | set(wanted))
-            if saved.get(name) != wanted.get(name)
-        ]
-        if changed:
-            raise SettingError(
-                f"{out_dir} holds a run with a different configuration ({'; '.join(changed)}). "
-                f"Rerun with the same settings to resume it, or choose a new --out folder."
-            )
-        return True
-    if (out_dir / checkpoints.BACKUP).is_dir():
-        print(f"{config} is missing: it is written again from these settings; the run resumes "
-              f"if its saved training state fits this network.")  # fmt: skip
-        return True
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise SettingError(
-            f"{out_dir} is not empty and holds no config.json, so it is not a training run: "
-            f"choose a new --out folder."
-        )
-    return False
+def recorded_settings(split_dir, config):
+    """What ``config.json`` keeps of a run and a rerun must match: the data, ``config``, the
+    recipe."""
+    return {"split_dir": str(Path(split_dir).resolve()), **config.to_dict(), **RECIPE,
+            "steps_per_epoch_cap": config.steps_per_epoch_cap}  # fmt: skip
 
 
 def environment(strategy, policy):
@@ -259,71 +196,13 @@ def training_model(network, augmentation, learning_rate):
     return compile_model(AugmentedModel(network, augmentation), learning_rate)
 
 
-class SaveBestNetwork(keras.callbacks.Callback):
-    """Save ``model.network`` (no augmentation) whenever ``monitor`` beats its best so far.
-
-    A tie keeps the earlier epoch. ``best`` is the best value of the epochs already run, so
-    a resumed run only replaces the saved model with a better one. The file is written under
-    a temporary name and then renamed, so a failed write leaves the previous best whole.
-    """
-
-    def __init__(self, path, monitor="val_accuracy", best=None):
-        super().__init__()
-        self.path, self.monitor, self.best = path, monitor, best
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is not None and (self.best is None or value > self.best):
-            write_then_rename(self.path, self.model.network.save)
-            self.best = float(value)
-
-
-class EpochSeconds(keras.callbacks.Callback):
-    """Add ``epoch_seconds``, the wall time of the epoch (validation included), to its logs.
-
-    It comes first among the callbacks, so ``history.csv`` records it with the metrics.
-    """
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs["epoch_seconds"] = time.perf_counter() - self.start
-
-
-def best_so_far(history_csv, monitor="val_accuracy"):
-    """The best ``monitor`` value of the epochs already run (None for a new run, or where
-    their best network is not there to beat)."""
-    if not history_csv.exists() or not (history_csv.parent / "best.keras").exists():
-        return None
-    values = read_history(history_csv).get(monitor)
-    return float(values.max()) if values is not None and values.size else None
-
-
-def make_callbacks(out_dir, backup=None):
-    """Epoch time, history, TensorBoard, the best network by validation accuracy, a backup.
-
-    The backup (``checkpoints.TrainingBackup``: the whole training state) comes last, so an
-    epoch counts as done only once the others have recorded it. It keeps the states of the
-    last two epochs, so that a runtime cut off while one is being written resumes from the
-    other, and one state once the run is finished, so that rerunning it trains no further.
-    """
-    return [
-        EpochSeconds(),
-        keras.callbacks.CSVLogger(out_dir / "history.csv", append=True),
-        keras.callbacks.TensorBoard(log_dir=out_dir / "logs"),
-        SaveBestNetwork(out_dir / "best.keras", best=best_so_far(out_dir / "history.csv")),
-        backup or checkpoints.TrainingBackup(out_dir / checkpoints.BACKUP),
-    ]
-
-
-def out_of_memory_message(settings, global_batch):
+def out_of_memory_message(config, global_batch):
     return (
-        f"Out of memory training with {global_batch} images of {settings['image_size']} px per "
-        f"step (batch size {settings['batch_size']} per replica). Try a smaller batch "
-        f"(--batch-size {max(1, settings['batch_size'] // 2)}), --memory-efficient (recompute "
+        f"Out of memory training with {global_batch} images of {config.image_size} px per "
+        f"step (batch size {config.batch_size} per replica). Try a smaller batch "
+        f"(--batch-size {max(1, config.batch_size // 2)}), --memory-efficient (recompute "
         f"the dense layers' bottlenecks instead of storing them), or smaller images "
-        f"(--image-size {settings['image_size'] // 2}); in Python, the arguments "
+        f"(--image-size {config.image_size // 2}); in Python, the settings "
         f"batch_size, memory_efficient and image_size."
     )
 
@@ -376,25 +255,30 @@ def op_determinism(enabled):
             config.disable_op_determinism()
 
 
-def build_run(split_dir, settings, strategy, global_batch):
-    """The compiled model of a run, its validation data, and steps per epoch."""
-    size, seed = settings["image_size"], settings["seed"]
-    val_data = make_dataset(split_dir, "val", size, global_batch)
+def build_network(config):
+    """The DenseNet of ``config``, from ImageNet's weights if ``config.pretrained`` says so."""
+    size = config.image_size
+    network = build_densenet(
+        blocks=config.blocks, growth_rate=config.growth_rate, compression=config.compression,
+        input_shape=(size, size, 3), memory_efficient=config.memory_efficient,
+    )  # fmt: skip
+    if config.pretrained:
+        load_imagenet_weights(network, config.pretrained)
+    return network
+
+
+def build_run(split_dir, config, strategy, global_batch):
+    """The compiled model of a run (a ``RunConfig``), its validation data, steps per epoch."""
+    val_data = make_dataset(split_dir, "val", config.image_size, global_batch)
     steps_per_epoch = math.ceil(len(read_split(split_dir, "train")[1]) / global_batch)
-    if settings["quick"]:
-        steps_per_epoch = min(steps_per_epoch, QUICK_STEPS_PER_EPOCH)
+    if config.steps_per_epoch_cap:
+        steps_per_epoch = min(steps_per_epoch, config.steps_per_epoch_cap)
     with strategy.scope():
-        network = build_densenet(
-            blocks=settings["blocks"], growth_rate=settings["growth_rate"],
-            compression=settings["compression"], input_shape=(size, size, 3),
-            memory_efficient=settings["memory_efficient"],
-        )  # fmt: skip
-        if settings["pretrained"]:
-            load_imagenet_weights(network, settings["pretrained"])
+        network = build_network(config)
         schedule = learning_rate_schedule(
-            global_batch, steps_per_epoch, settings["epochs"], settings["learning_rate"]
+            global_batch, steps_per_epoch, config.epochs, config.learning_rate
         )
-        augment = augmentation(seed) if settings["augment"] else None
+        augment = augmentation(config.seed) if config.augment else None
         model = training_model(network, augment, schedule)
         # The optimizer's slots now: Keras would create them inside the first training step, and
         # a tf.function whose first call creates variables is traced a second time without them
@@ -412,36 +296,6 @@ def training_data(split_dir, settings, global_batch, steps_per_epoch, first_epoc
     epochs = range(first_epoch, settings["epochs"])
     return training_epochs(split_dir, epochs, settings["image_size"], global_batch,
                            seed=settings["seed"], steps_per_epoch=steps_per_epoch)  # fmt: skip
-
-
-def custom_gradients():
-    """The names under which ``tf.custom_gradient`` has registered gradient functions so far."""
-    from tensorflow.python.framework import ops
-
-    registry = getattr(getattr(ops, "gradient_registry", None), "_registry", {})
-    return {name for name in registry if name.startswith("CustomGradient-")}
-
-
-def release_memory(custom_gradients_before=()):
-    """Give back what a finished run held, so that runs in one kernel do not pile up memory.
-
-    Traced in a graph (fit's training step), each use of ``tf.custom_gradient`` registers its
-    gradient function under a new name in TensorFlow's global registry and never removes it
-    (``tensorflow/python/ops/custom_gradient.py``); the gradient of ``tf.distribute``'s
-    ``all_reduce`` in Keras's training step is one, and it keeps the whole traced step
-    alive. The names registered since ``custom_gradients_before`` are removed. Then
-    ``gc.collect`` frees the model and the cached images (Keras objects refer to each other
-    in cycles), and glibc's ``malloc_trim(0)`` returns freed heap memory to the system
-    (skipped where there is no glibc).
-    """
-    from tensorflow.python.framework import ops
-
-    registry = getattr(getattr(ops, "gradient_registry", None), "_registry", {})
-    for name in custom_gradients() - set(custom_gradients_before):
-        registry.pop(name, None)
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: macOS, Windows, musl
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def time_plan(model, decoding, val_data, steps_per_epoch, epochs, steps=5, warmup=2):
@@ -528,106 +382,84 @@ def format_time_plan(plan):
     ])  # fmt: skip
 
 
-def train(
-    data_dir,
-    out_dir,
-    blocks=None,
-    growth_rate=None,
-    compression=0.5,
-    image_size=None,
-    batch_size=BATCH_SIZE,
-    epochs=None,
-    memory_efficient=False,
-    seed=SEED,
-    quick=False,
-    precision="auto",
-    deterministic=False,
-    augment=True,
-    learning_rate=LEARNING_RATE,
-    pretrained=None,
-    estimate=False,
-    callbacks=(),
-    verbose=1,
-):
+def estimate(data_dir, config):
+    """Train nothing and write nothing: the time plan (``time_plan``) of the run ``config``,
+    measured on a few steps of the input pipeline and of the model on this machine."""
+    split_dir = find_split(data_dir)
+    keras.utils.set_random_seed(config.seed)
+    strategy = pick_strategy()
+    global_batch = global_batch_size(strategy, config.batch_size)
+    registered = hardware.custom_gradients()
+    try:
+        with global_policy(pick_precision(config.precision)):
+            model, val_data, steps_per_epoch = build_run(split_dir, config, strategy, global_batch)
+            decoding = make_dataset(split_dir, "train", config.image_size, global_batch,
+                                    cache=False)  # fmt: skip
+            return time_plan(model, decoding, val_data, steps_per_epoch, config.epochs)
+    finally:
+        model = val_data = decoding = None
+        hardware.release_memory(registered)
+
+
+def train(data_dir, out_dir, config=None, callbacks=(), verbose=1):
     """Train a DenseNet on the split ``prepare`` wrote; return the test metrics.
 
-    ``data_dir`` is ``prepare``'s output folder (or the ``splits`` folder it returns).
-    ``blocks``, ``growth_rate``, ``image_size`` and ``epochs`` left at ``None`` take the recipe's
-    values (DenseNet-169, k = 32, 224 px, 40 epochs) or, with ``quick=True``, small ones (64 px,
-    a 29-layer DenseNet, 5 epochs of at most 40 steps) that run in minutes on a CPU. The run
-    folder ``out_dir`` receives ``config.json``, ``history.csv``, TensorBoard ``logs/``,
-    ``best.keras`` (best validation accuracy), ``backup/``, then ``metrics.json`` and the figures
-    of the test split. Rerunning with the same settings resumes after the last finished epoch,
-    as if never interrupted (``checkpoints``: a damaged backup falls back to the state before,
-    or to epoch 1, and says so); a finished run trains no further. A write to ``out_dir`` that
-    fails (a full disk or Drive) stops with a ``RunError`` that says what was kept.
-    ``augment=False`` trains on the images as they are (no ``augmentation()`` in the step).
-    ``learning_rate`` is the peak rate per 256 images (scaled with the batch). ``pretrained``
-    (``"imagenet"`` or a weights file) starts DenseNet-169 from keras.applications' weights
-    (``pretrained.load_imagenet_weights``) instead of random ones: fine-tuning.
-    ``estimate=True`` trains nothing and writes nothing: it measures a few steps of the input
-    pipeline and of the model on this machine and returns the time plan (``time_plan``).
-    ``callbacks`` are extra Keras callbacks; ``verbose`` is passed to ``Model.fit``.
+    ``data_dir`` is ``prepare``'s output folder (or the ``splits`` folder it returns);
+    ``config`` a ``RunConfig`` (``config.run_config``; None: the full run, DenseNet-169, k = 32,
+    224 px, 40 epochs). The run folder ``out_dir`` receives ``config.json``, ``history.csv``,
+    TensorBoard ``logs/``, ``best.keras`` (best validation accuracy), ``backup/``, then
+    ``metrics.json`` and the figures of the test split. Rerunning with the same configuration
+    resumes after the last finished epoch, as if never interrupted (``checkpoints``: a damaged
+    backup falls back to the state before, or to epoch 1, and says so); a finished run trains
+    no further. A write to ``out_dir`` that fails (a full disk or Drive) stops with a
+    ``RunError`` that says what was kept. ``callbacks`` are extra Keras callbacks; ``verbose``
+    is passed to ``Model.fit``.
     """
     import tensorflow as tf
 
+    config = config or RunConfig()
     split_dir, out_dir = find_split(data_dir), Path(out_dir)
-    settings = resolve_settings(
-        split_dir, quick, blocks=blocks, growth_rate=growth_rate, compression=compression,
-        image_size=image_size, batch_size=batch_size, epochs=epochs,
-        memory_efficient=memory_efficient, seed=seed, precision=precision,
-        deterministic=deterministic, augment=augment, learning_rate=learning_rate,
-        pretrained=None if pretrained is None else str(pretrained),
-    )  # fmt: skip
+    settings = recorded_settings(split_dir, config)
     resume = check_run_folder(out_dir, settings)
 
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(config.seed)
     strategy = pick_strategy()
-    policy = pick_precision(precision)
-    global_batch = global_batch_size(strategy, settings["batch_size"])
-    backup, registered = None, custom_gradients()
+    policy = pick_precision(config.precision)
+    global_batch = global_batch_size(strategy, config.batch_size)
+    backup, registered = None, hardware.custom_gradients()
     try:
-        with global_policy(policy), op_determinism(deterministic):
-            model, val_data, steps_per_epoch = build_run(
-                split_dir, settings, strategy, global_batch
-            )
-            if estimate:
-                decoding = make_dataset(split_dir, "train", settings["image_size"], global_batch,
-                                        cache=False)  # fmt: skip
-                return time_plan(model, decoding, val_data, steps_per_epoch, settings["epochs"])
+        with global_policy(policy), op_determinism(config.deterministic):
+            model, val_data, steps_per_epoch = build_run(split_dir, config, strategy, global_batch)
             if resume:  # the newest training state that loads, checked before anything trains
-                backup, done = checkpoints.resume(out_dir, model, settings["epochs"], verbose)
+                backup, done = checkpoints.resume(out_dir, model, config.epochs, verbose)
             else:
                 backup, done = checkpoints.TrainingBackup(out_dir / checkpoints.BACKUP), 0
             if not (out_dir / "config.json").exists():  # a new run, or a damaged one set aside
-                out_dir.mkdir(parents=True, exist_ok=True)
                 record = environment(strategy, policy)
                 record.update(global_batch_size=global_batch, steps_per_epoch=steps_per_epoch,
                               xla=bool(model.jit_compile))  # fmt: skip
-                config = {"settings": settings, "run": record}
-                write_atomically(out_dir / "config.json", json.dumps(config, indent=2) + "\n")
-            if done < settings["epochs"]:  # a finished run trains no further
+                write_config(out_dir, settings, record)
+            if done < config.epochs:  # a finished run trains no further
                 train_data = training_data(split_dir, settings, global_batch, steps_per_epoch, done)
                 model.fit(
                     train_data,
                     validation_data=val_data,
-                    epochs=settings["epochs"],
+                    epochs=config.epochs,
                     initial_epoch=done,
                     steps_per_epoch=steps_per_epoch,
                     shuffle=False,  # training_epochs shuffles; Keras would only warn it cannot
                     callbacks=make_callbacks(out_dir, backup) + list(callbacks),
                     verbose=verbose,
                 )
-            size = settings["image_size"]
+            size = config.image_size
             return evaluate_run(out_dir, split_dir, size, global_batch, strategy, verbose=verbose)
     except tf.errors.ResourceExhaustedError as error:
-        raise RunError(out_of_memory_message(settings, global_batch)) from error
+        raise RunError(out_of_memory_message(config, global_batch)) from error
     except OSError as error:  # a write to the run folder: Python's own file operations
-        if error.errno not in WRITE_ERRORS:
+        failure = write_failure(error, out_dir, backup, config.epochs)
+        if failure is None:
             raise
-        saved = (backup.saved or 0) if backup else None  # None: before the backup was read
-        message = checkpoints.write_failure_message(out_dir, error, saved, settings["epochs"])
-        raise RunError(message) from error
+        raise failure from error
     finally:
-        model = train_data = val_data = decoding = None  # this run's model and cached images
-        release_memory(registered)
+        model = train_data = val_data = None  # this run's model and cached images
+        hardware.release_memory(registered)

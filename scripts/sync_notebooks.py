@@ -345,7 +345,8 @@ def run_parameters(photos, run):
     """The parameters that run 01, 03 and 04 on ``photos`` with the finished ``run``, after
     linking the run and its split into this checkout's ``runs/`` and ``data/`` where the
     notebooks look for them."""
-    from densenet_tutorial.notebooks import RUN_SETTINGS, data_folder, run_folder
+    from densenet_tutorial.config import RUN_SETTINGS, from_saved
+    from densenet_tutorial.notebooks import data_folder, run_folder
 
     config = json.loads((run / "config.json").read_text())
     if not (run / "metrics.json").exists():
@@ -353,7 +354,7 @@ def run_parameters(photos, run):
     settings = {name: config["settings"][name] for name in RUN_SETTINGS}
     images = ROOT / data_folder("data", False, photos)
     link(images, Path(config["settings"]["split_dir"]).parent)
-    link(run_folder(ROOT / "runs", False, data=images, **settings), run)
+    link(run_folder(ROOT / "runs", from_saved(config["settings"]), data=images), run)
     names = {"blocks": "BLOCKS", "growth_rate": "GROWTH_RATE", "image_size": "IMAGE_SIZE",
              "batch_size": "BATCH_SIZE", "epochs": "EPOCHS"}  # fmt: skip
     return {"QUICK": False, "KEEP_ON_DRIVE": False, "REQUIRE_GPU": False,
@@ -364,7 +365,7 @@ def run_parameters(photos, run):
 def outputs_note(photos, run):
     """The note over the outputs of ``RUN_OUTPUTS``: what produced them, and how the learner's
     run on a Colab T4 (the recipe's defaults) differs."""
-    from densenet_tutorial.defaults import FULL
+    from densenet_tutorial.config import RunConfig
     from densenet_tutorial.model import depth
 
     config = json.loads((run / "config.json").read_text())
@@ -373,13 +374,14 @@ def outputs_note(photos, run):
     photos_count = sum(meta["counts"][part]["total"] for part in ("train", "val", "test"))
     device = ", ".join(machine["gpus"]) or f"{machine['cpu_count']} vCPUs ({machine['cpu']})"
     blocks = ", ".join(map(str, settings["blocks"]))
+    full = RunConfig()  # the recipe's run
     return (
         f"*The outputs shown come from DenseNet-{depth(settings['blocks'])} (blocks {blocks}, "
         f"k = {settings['growth_rate']}) at {settings['image_size']} px, {settings['epochs']} "
         f"epochs, trained on {device}, {config['run']['precision']}, on {photos_count:,} of "
         f"Kaggle's photos resized to 200x200 px (the folder `{photos.name}`). Your run on a "
-        f"Colab T4 trains DenseNet-{depth(FULL['blocks'])} (k = {FULL['growth_rate']}) at "
-        f"{FULL['image_size']} px for {FULL['epochs']} epochs on the full-size photos: its "
+        f"Colab T4 trains DenseNet-{depth(full.blocks)} (k = {full.growth_rate}) at "
+        f"{full.image_size} px for {full.epochs} epochs on the full-size photos: its "
         f"figures will differ.*"
     )
 

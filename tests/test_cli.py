@@ -50,16 +50,17 @@ def test_help_imports_no_tensorflow(tmp_path):
 
 
 def test_train_help_shows_the_defaults_training_uses(capsys):
-    from densenet_tutorial import defaults
+    from densenet_tutorial import config
     from densenet_tutorial.cli import main
 
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
-    quick, steps = defaults.QUICK, defaults.QUICK_STEPS_PER_EPOCH
+    quick, steps = config.QUICK, config.QUICK_STEPS_PER_EPOCH
     assert f"{quick['image_size']} px" in shown and f"growth rate {quick['growth_rate']}" in shown
     assert f"{quick['epochs']} epochs of at most {steps} steps" in shown
-    assert f"({defaults.BATCH_SIZE})" in shown and f"({defaults.SEED})" in shown
+    default = config.RunConfig()
+    assert f"({default.batch_size})" in shown and f"({default.seed})" in shown
 
 
 def test_prepare_imports_no_tensorflow_and_prints_no_library_noise(tmp_path):

@@ -32,6 +32,7 @@ from scipy.stats import rankdata
 
 from densenet_tutorial import costs, demo, notebooks, training
 from densenet_tutorial.architecture import architecture_table
+from densenet_tutorial.config import QUICK, run_config
 from densenet_tutorial.data import CLASS_NAMES, augmentation, make_dataset, prepare, read_split
 from densenet_tutorial.data.split import split_counts
 from densenet_tutorial.errors import SettingError
@@ -81,10 +82,10 @@ def quick_images(tmp_path_factory):
 def tiny_run(split, runs, **changes):
     """Notebook 03's run in quick mode with a tiny network, into the folder ``run_folder``
     names; returns the folder (a finished one is resumed: evaluated, not trained again)."""
-    settings = notebooks.training_settings(True, **{**TINY, **changes})
-    run = notebooks.run_folder(runs, True, data=split, **settings)
+    settings = run_config(True, **{**TINY, **changes})
+    run = notebooks.run_folder(runs, settings, data=split)
     with eagerly():
-        training.train(split, run, quick=True, verbose=0, **settings)
+        training.train(split, run, settings, verbose=0)
     return run
 
 
@@ -94,8 +95,8 @@ def runs(synthetic_split, tmp_path_factory):
     folder, done = tmp_path_factory.mktemp("runs"), {}
 
     def run(**changes):
-        settings = notebooks.training_settings(True, **{**TINY, **changes})
-        name = notebooks.run_folder(folder, True, data=synthetic_split, **settings)
+        name = notebooks.run_folder(folder, run_config(True, **{**TINY, **changes}),
+                                    data=synthetic_split)  # fmt: skip
         if name not in done:
             done[name] = tiny_run(synthetic_split, folder, **changes)
         return done[name]
@@ -109,9 +110,9 @@ def trained(synthetic_split, tmp_path_factory):
     2x2), remembered once trained; and test images drawn as notebook 04 draws them."""
     folder = tmp_path_factory.mktemp("trained")
     larger = {"blocks": (1, 1, 1, 1), "image_size": 64, "epochs": 2, "precision": "float32"}
-    settings = notebooks.training_settings(True, **{**TINY, **larger})
-    run = tiny_run(synthetic_split, folder, **settings)
-    notebooks.remember_run(folder, True, settings)
+    settings = run_config(True, **{**TINY, **larger})
+    run = tiny_run(synthetic_split, folder, **larger)
+    notebooks.remember_run(folder, settings)
     model = keras.saving.load_model(run / "best.keras")
     images, labels, _ = notebooks.draw_test_images(synthetic_split.parent, 12, 64)
     return {"runs": folder, "settings": settings, "run": run, "model": model, "images": images,
@@ -206,7 +207,7 @@ def test_01_4_a_stronger_augmentation_without_editing_the_package(quick_images, 
             assert np.allclose(image, crop) or np.allclose(image, crop[::-1])
     # What it costs: the quick network trained with it and without it, here on the small
     # split for one epoch of two steps: the code runs; which is better is the learner's run.
-    recipe = {**training.QUICK, "epochs": 1}
+    recipe = {**QUICK, "epochs": 1}
     with eagerly(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         results = {
@@ -347,7 +348,7 @@ def test_03_1_the_schedule_of_another_batch_needs_no_training(trained, quick_ima
     executed = demo.run_notebook(path, tmp_path, parameters)
     assert "peak 0.0250 = 0.1 x 64 / 256" in printed_text(executed)
     assert record.read_text() == before
-    assert notebooks.trained_settings(trained["runs"], True)["batch_size"] == TINY["batch_size"]
+    assert notebooks.trained_settings(trained["runs"], True).batch_size == TINY["batch_size"]
 
 
 def test_03_2_what_smoothing_costs(trained):
@@ -362,14 +363,13 @@ def test_03_2_what_smoothing_costs(trained):
 
 
 def test_03_3_resume_on_purpose(synthetic_split, tmp_path):
-    settings = notebooks.training_settings(True, **{**TINY, "epochs": 2})
-    run = notebooks.run_folder(tmp_path, True, data=synthetic_split, **settings)
+    settings = run_config(True, **{**TINY, "epochs": 2})
+    run = notebooks.run_folder(tmp_path, settings, data=synthetic_split)
     watch = Record()  # where the resumed run starts
     with eagerly():
         with pytest.raises(KeyboardInterrupt):
-            training.train(synthetic_split, run, quick=True, verbose=0, callbacks=[StopAfter(0)],
-                           **settings)  # fmt: skip
-        training.train(synthetic_split, run, quick=True, verbose=0, callbacks=[watch], **settings)
+            training.train(synthetic_split, run, settings, [StopAfter(0)], verbose=0)
+        training.train(synthetic_split, run, settings, [watch], verbose=0)
     assert watch.epochs[0] == 1  # the progress bar says "Epoch 2/2"
     steps = json.loads((run / "config.json").read_text())["run"]["steps_per_epoch"]
     assert watch.start_step == steps  # the schedule goes on from there, not from the warm-up
@@ -379,16 +379,16 @@ def test_03_3_resume_on_purpose(synthetic_split, tmp_path):
 
 
 def test_03_4_change_k_and_follow_it(synthetic_split, tmp_path):
-    settings = notebooks.training_settings(True, **{**TINY, "growth_rate": 16})
-    size = settings["image_size"]
-    predicted = build_densenet(blocks=settings["blocks"], growth_rate=16,
+    settings = run_config(True, **{**TINY, "growth_rate": 16})
+    size = settings.image_size
+    predicted = build_densenet(blocks=settings.blocks, growth_rate=16,
                                input_shape=(size, size, 3)).count_params()  # fmt: skip
     tiny_run(synthetic_split, tmp_path, growth_rate=16)
-    notebooks.remember_run(tmp_path, True, settings)
+    notebooks.remember_run(tmp_path, settings)
     # Notebook 04, not edited: every setting None, so it follows the last trained run.
     followed = notebooks.trained_settings(tmp_path, True, growth_rate=None, blocks=None)
-    found = notebooks.run_folder(tmp_path, True, data=synthetic_split, **followed)
-    best = notebooks.find_model(found, synthetic_split.parent, True, **followed)
+    found = notebooks.run_folder(tmp_path, followed, data=synthetic_split)
+    best = notebooks.find_model(found, synthetic_split.parent, followed)
     assert keras.saving.load_model(best).count_params() == predicted
 
 
@@ -431,7 +431,7 @@ def test_04_2_cat_and_dog(trained):
 
 def test_04_3_which_layer(trained):
     model, images = trained["model"], trained["images"][:4]
-    blocks = trained["settings"]["blocks"]
+    blocks = trained["settings"].blocks
     earlier = f"conv3_block{blocks[1]}_concat"
     fine, coarse = grad_cam(model, images, layer_name=earlier), grad_cam(model, images)
     sizes = [activations_and_gradients(model, images[:1], name, "dog", 16, CLASS_NAMES)[0].shape[1]
@@ -444,12 +444,12 @@ def test_04_3_which_layer(trained):
 def test_04_4_feature_reuse(trained):
     model, image = trained["model"], trained["images"][0]
     from_input = {}
-    for block in range(1, len(trained["settings"]["blocks"]) + 1):
+    for block in range(1, len(trained["settings"].blocks) + 1):
         matrix = dense_connectivity(model, image, block=block)
-        layers = matrix[:, :-1] if block < len(trained["settings"]["blocks"]) else matrix
+        layers = matrix[:, :-1] if block < len(trained["settings"].blocks) else matrix
         from_input[block] = float(np.nanmean(layers[0]))  # the bottom row: the block input
     assert all(np.isfinite(v) and v > 0 for v in from_input.values())  # every block reads x0
-    assert set(from_input) == set(range(1, len(trained["settings"]["blocks"]) + 1))  # every block
+    assert set(from_input) == set(range(1, len(trained["settings"].blocks) + 1))  # every block
 
 
 def test_04_5_randomise_only_the_first_dense_block(trained):
@@ -551,10 +551,10 @@ op by op, would be four times slower."""
 
 def fine_tune(split_dir, runs, weights, rate, data=None):
     """Section 2 of notebook 06: fine-tune into the folder run_folder names."""
-    settings = {**FINE_TUNE, "learning_rate": rate, "pretrained": weights}
-    run = notebooks.run_folder(runs, True, data=data or split_dir, **settings)
+    settings = run_config(True, **FINE_TUNE, learning_rate=rate, pretrained=weights)
+    run = notebooks.run_folder(runs, settings, data=data or split_dir)
     with eagerly():
-        metrics = training.train(split_dir, run, quick=True, verbose=0, **settings)
+        metrics = training.train(split_dir, run, settings, verbose=0)
     return run, metrics
 
 

@@ -24,6 +24,7 @@ from helpers import Record, StopAfter, second_half_zeros
 
 from densenet_tutorial import checkpoints, training
 from densenet_tutorial.cli import main
+from densenet_tutorial.config import RunConfig
 from densenet_tutorial.data import augmentation, pipeline, prepare, synthesize
 from densenet_tutorial.model import build_densenet
 
@@ -283,13 +284,13 @@ def test_each_training_image_is_decoded_once_however_many_epochs(split, monkeypa
 
 # --- real runs: a damaged backup, a full disk ------------------------------------------------
 
-TINY = dict(image_size=32, blocks=(1, 1), growth_rate=4, batch_size=16, epochs=3, seed=1,
-            deterministic=True, verbose=0)  # fmt: skip
+TINY = RunConfig(image_size=32, blocks=(1, 1), growth_rate=4, batch_size=16, epochs=3, seed=1,
+                 deterministic=True)  # fmt: skip
 
 
 def test_a_run_of_three_epochs_decodes_each_image_once(split, tmp_path, monkeypatch):
     decoded = count_decoding(monkeypatch)
-    training.train(split, tmp_path / "run", **TINY)
+    training.train(split, tmp_path / "run", TINY, verbose=0)
     assert len(decoded) == len(set(decoded)) == 100 + 20 + 20  # train, validation, test
 
 
@@ -300,10 +301,10 @@ def history_epochs(out):
 def test_a_half_zeroed_backup_resumes_instead_of_crashing_every_rerun(split, tmp_path, capsys):
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        training.train(split, out, callbacks=[StopAfter(1)], **TINY)
+        training.train(split, out, TINY, callbacks=[StopAfter(1)], verbose=0)
     second_half_zeros(out / "backup" / checkpoints.SLOTS[0])  # the state after epoch 2
     epochs = Record()
-    metrics = training.train(split, out, callbacks=[epochs], **TINY)
+    metrics = training.train(split, out, TINY, callbacks=[epochs], verbose=0)
     assert epochs.epochs == [1, 2]  # from the state after epoch 1
     assert "training resumes after epoch 1" in capsys.readouterr().out
     assert history_epochs(out) == ["0", "1", "2"] and metrics["images"] == 20
@@ -312,10 +313,10 @@ def test_a_half_zeroed_backup_resumes_instead_of_crashing_every_rerun(split, tmp
 def test_a_backup_that_does_not_load_starts_again_and_history_stays_true(split, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        training.train(split, out, callbacks=[StopAfter(0)], **TINY)
+        training.train(split, out, TINY, callbacks=[StopAfter(0)], verbose=0)
     random_bytes(out / "backup" / checkpoints.SLOTS[1])
     epochs = Record()
-    training.train(split, out, callbacks=[epochs], **TINY)
+    training.train(split, out, TINY, callbacks=[epochs], verbose=0)
     assert epochs.epochs == [0, 1, 2]
     assert history_epochs(out) == ["0", "1", "2"]  # one run's epochs, each once
     (aside,) = out.glob("set-aside-*")
@@ -393,7 +394,7 @@ class FillUpAfter(keras.callbacks.Callback):
 def test_a_disk_full_mid_run_is_one_error_that_loses_nothing_and_rerunning_resumes(split, tmp_path):
     out = tmp_path / "run"
     with FullDisk(out) as disk, pytest.raises(RuntimeError) as error:
-        training.train(split, out, callbacks=[FillUpAfter(disk, 0, 200)], **TINY)
+        training.train(split, out, TINY, callbacks=[FillUpAfter(disk, 0, 200)], verbose=0)
     message = str(error.value)
     assert isinstance(error.value, training.RunError) and "\n" not in message
     assert "No space left on device" in message and "nothing finished was lost" in message
@@ -405,7 +406,7 @@ def test_a_disk_full_mid_run_is_one_error_that_loses_nothing_and_rerunning_resum
     keras.models.load_model(out / "best.keras")
     assert not list(out.rglob(".*partial*"))
     epochs = Record()
-    training.train(split, out, callbacks=[epochs], **TINY)  # space freed: rerun
+    training.train(split, out, TINY, callbacks=[epochs], verbose=0)  # space freed: rerun
     assert epochs.epochs == [1, 2] and history_epochs(out) == ["0", "1", "2"]
 
 
@@ -424,9 +425,9 @@ def test_an_epoch_writes_its_state_once_and_a_finished_run_keeps_one(split, tmp_
     out = tmp_path / "run"
     with FullDisk(out / "backup") as disk:  # no budget: it only counts
         writes = BackupWrites(disk)
-        training.train(split, out, callbacks=[writes], **TINY)
+        training.train(split, out, TINY, callbacks=[writes], verbose=0)
     (state,) = (out / "backup").iterdir()  # the finished run keeps the last state only
-    assert checkpoints.saved_epoch(state) == TINY["epochs"]
+    assert checkpoints.saved_epoch(state) == TINY.epochs
     size = state.stat().st_size  # the same for every epoch's state
     for written in writes.epochs:  # the state once (zipfile rewrites each member's header),
         assert size <= written < 1.1 * size, writes.epochs  # not a copy of the old one too
@@ -466,6 +467,7 @@ RUN = textwrap.dedent(
     import os, sys, warnings
     warnings.simplefilter("ignore")
     import keras
+    from densenet_tutorial.config import run_config
     from densenet_tutorial.training import train
 
     data, out, augment, stop = sys.argv[1], sys.argv[2], sys.argv[3] == "True", sys.argv[4]
@@ -475,9 +477,9 @@ RUN = textwrap.dedent(
             if epoch == int(stop):
                 os._exit(17)
 
-    train(data, out, quick=True, image_size=32, blocks=(1, 1), growth_rate=4, batch_size=16,
-          epochs=2, seed=5, deterministic=True, augment=augment, verbose=0,
-          callbacks=[Disconnect()] if stop != "none" else [])
+    config = run_config(True, image_size=32, blocks=(1, 1), growth_rate=4, batch_size=16,
+                        epochs=2, seed=5, deterministic=True, augment=augment)
+    train(data, out, config, verbose=0, callbacks=[Disconnect()] if stop != "none" else [])
     """
 )
 
@@ -528,14 +530,14 @@ MEMORY = textwrap.dedent(
     import json, sys, warnings
     warnings.simplefilter("ignore")
     import psutil
-    from densenet_tutorial import training
+    from densenet_tutorial import config, training
 
-    training.QUICK_STEPS_PER_EPOCH = 2  # the cache still holds all training images
+    config.QUICK_STEPS_PER_EPOCH = 2  # the cache still holds all training images
     ended = []
     for run in range(6):  # notebook 05's loop: 3 growth rates x 2 seeds
-        training.train(sys.argv[1], f"{sys.argv[2]}/run-{run}", quick=True, image_size=64,
-                       blocks=(1, 1), growth_rate=4, batch_size=32, epochs=1, seed=run,
-                       verbose=0)
+        settings = config.run_config(True, image_size=64, blocks=(1, 1), growth_rate=4,
+                                     batch_size=32, epochs=1, seed=run)
+        training.train(sys.argv[1], f"{sys.argv[2]}/run-{run}", settings, verbose=0)
         ended.append(psutil.Process().memory_info().rss / 2**20)
     print(json.dumps(ended))
     """

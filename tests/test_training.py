@@ -4,6 +4,7 @@ The slow parts (two subprocesses, one quick-mode training on generated images, o
 and resumed run) use tiny DenseNets at 32-64 px and stay within about two minutes on 2 CPUs.
 """
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 import tensorflow as tf
 from helpers import Record, StopAfter
 
-from densenet_tutorial import checkpoints, evaluate, hardware, training
+from densenet_tutorial import checkpoints, config, evaluate, hardware, run_folder, training
 from densenet_tutorial.cli import main
 from densenet_tutorial.data import read_split
 from densenet_tutorial.model import build_densenet
@@ -52,7 +53,7 @@ def test_precision_on_this_machine_and_overrides(monkeypatch):
     assert training.pick_precision() == "float32"
     assert training.pick_precision("mixed_float16") == "mixed_float16"
     with pytest.raises(ValueError, match="precision='fp16'"):
-        training.pick_precision("fp16")
+        config.run_config(precision="fp16")
 
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="CPU-only check")
@@ -126,10 +127,8 @@ def test_loss_and_metrics_read_the_logit():
 
 
 def settings(quick=True, **changes):
-    base = dict(blocks=None, growth_rate=None, compression=0.5, image_size=None, batch_size=8,
-                epochs=None, memory_efficient=False, seed=1, precision="auto",
-                deterministic=False)  # fmt: skip
-    return training.resolve_settings("data", quick, **{**base, **changes})
+    given = config.run_config(quick, **{"batch_size": 8, "seed": 1, **changes})
+    return training.recorded_settings("data", given)
 
 
 def test_quick_mode_fills_only_what_was_not_given():
@@ -138,23 +137,56 @@ def test_quick_mode_fills_only_what_was_not_given():
     full = settings(quick=False)
     assert full["blocks"] == [6, 12, 32, 32] and full["image_size"] == 224
     assert full["epochs"] == 40 and full["steps_per_epoch_cap"] is None
+    assert settings()["steps_per_epoch_cap"] == config.QUICK_STEPS_PER_EPOCH
     with pytest.raises(ValueError, match="batch_size=0"):
         settings(batch_size=0)
+    with pytest.raises(ValueError, match="augmnt: not a setting"):
+        settings(augmnt=False)
+
+
+def test_config_is_saved_and_read_back(tmp_path):
+    given = config.run_config(True, seed=3, augment=False, pretrained=tmp_path / "w.h5")
+    saved = json.loads(json.dumps({"settings": training.recorded_settings("data", given)}))
+    assert config.from_saved(saved["settings"]) == given
+    assert given.pretrained == str(tmp_path / "w.h5") and given.blocks == config.QUICK["blocks"]
 
 
 def test_run_folder_resumes_same_config_and_refuses_another(tmp_path):
     run = tmp_path / "run"
-    assert training.check_run_folder(run, settings()) is False
+    assert run_folder.check_run_folder(run, settings()) is False
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"settings": settings()}))
-    assert training.check_run_folder(run, settings()) is True
+    assert run_folder.check_run_folder(run, settings()) is True
     with pytest.raises(ValueError, match=r"epochs: 5 -> 7.*new --out folder"):
-        training.check_run_folder(run, settings(epochs=7))
+        run_folder.check_run_folder(run, settings(epochs=7))
     other = tmp_path / "photos"
     other.mkdir()
     (other / "cat.jpg").write_bytes(b"")
     with pytest.raises(ValueError, match="not a training run"):
-        training.check_run_folder(other, settings())
+        run_folder.check_run_folder(other, settings())
+
+
+# config.json's settings as the version before RunConfig wrote them (resolve_settings), for a
+# quick run with batch_size=8 and seed=1: a run begun then on Google Drive must still resume.
+EARLIER_SETTINGS = {
+    "split_dir": "data", "quick": True, "blocks": [2, 4, 4, 2], "growth_rate": 12,
+    "compression": 0.5, "image_size": 64, "batch_size": 8, "epochs": 5,
+    "memory_efficient": False, "seed": 1, "precision": "auto", "deterministic": False,
+    "augment": True, "learning_rate": 0.1, "pretrained": None,
+    "optimizer": "SGD, Nesterov momentum", "momentum": 0.9, "warmup_fraction": 0.05,
+    "schedule": "linear warm-up from 0, then cosine decay to 0", "weight_decay_decoupled": 0.001,
+    "no_weight_decay": ["gamma", "beta", "bias"], "label_smoothing": 0.1,
+    "loss": "binary cross-entropy on the logit", "steps_per_epoch_cap": 40,
+}  # fmt: skip
+
+
+def test_a_run_folder_of_the_earlier_format_resumes(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"settings": EARLIER_SETTINGS, "run": {}}))
+    now = {**settings(), "split_dir": "data"}  # the test's relative path, as it was written
+    assert run_folder.check_run_folder(run, now) is True
+    assert config.from_saved(EARLIER_SETTINGS) == config.run_config(True, batch_size=8, seed=1)
 
 
 def test_best_model_checkpoint_remembers_the_epochs_before_a_resume(tmp_path):
@@ -162,8 +194,8 @@ def test_best_model_checkpoint_remembers_the_epochs_before_a_resume(tmp_path):
         "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.7,0.6,0.80,0.5\n1,0.8,0.5,0.90,0.4\n"
     )
     (tmp_path / "best.keras").write_bytes(b"")  # a stand-in for the network of epoch 2
-    callbacks = training.make_callbacks(tmp_path)
-    (checkpoint,) = [c for c in callbacks if isinstance(c, training.SaveBestNetwork)]
+    callbacks = run_folder.make_callbacks(tmp_path)
+    (checkpoint,) = [c for c in callbacks if isinstance(c, run_folder.SaveBestNetwork)]
     assert checkpoint.best == pytest.approx(0.90)  # a worse resumed epoch won't replace it
     (tmp_path / "best.keras").unlink()  # set aside as damaged: any next epoch is the best
     assert training.best_so_far(tmp_path / "history.csv") is None
@@ -264,8 +296,8 @@ def test_mirrored_step_equals_single_device_step():
 
 # --- real runs on generated images -----------------------------------------------------------
 
-TINY = dict(quick=True, image_size=32, blocks=(2, 2, 2), growth_rate=8, batch_size=16, epochs=5,
-            seed=1, deterministic=True, verbose=0)  # fmt: skip
+TINY = config.run_config(True, image_size=32, blocks=(2, 2, 2), growth_rate=8, batch_size=16,
+                         epochs=5, seed=1, deterministic=True)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -290,10 +322,10 @@ def run(split, tmp_path_factory):
             tf.config.experimental, "enable_op_determinism", lambda: determinism.append(1)
         )
         with pytest.raises(KeyboardInterrupt):
-            training.train(split, out, callbacks=[StopAfter(0)], **TINY)
+            training.train(split, out, TINY, callbacks=[StopAfter(0)], verbose=0)
         assert not (out / "metrics.json").exists()
         record = Record()
-        metrics = training.train(split, out, callbacks=[record], **TINY)
+        metrics = training.train(split, out, TINY, callbacks=[record], verbose=0)
     return {"out": out, "metrics": metrics, "record": record, "determinism": determinism}
 
 
@@ -307,8 +339,13 @@ def test_rerun_resumes_at_the_second_epoch(run):
 
 
 def test_quick_run_learns_the_generated_images(run):
-    assert run["metrics"]["accuracy"] >= 0.9, run["metrics"]
-    assert run["metrics"]["auc"] >= 0.95
+    """Chance is 0.5. Measured on 100 test images, this run uninterrupted, seeds 1 / 2 / 3:
+    accuracy 0.94 / 0.98 / 0.99 in mixed bfloat16 (precision "auto" on this AVX-512 BF16
+    CPU), 0.89 / 0.98 / 0.98 in float32 (forced here, standing in for "auto" on AVX2-only
+    CPUs, whose CI run also gave 0.89 for seed 1); AUC 0.996 or more in all six. The floors
+    leave 9 images, and 0.016 of AUC, below the lowest."""
+    assert run["metrics"]["accuracy"] >= 0.8, run["metrics"]
+    assert run["metrics"]["auc"] >= 0.98, run["metrics"]
 
 
 def test_run_folder_holds_config_history_logs_model_metrics_and_figures(run):
@@ -384,8 +421,8 @@ def test_saved_model_is_the_bare_network_that_build_densenet_makes(run):
     from densenet_tutorial.model import build_densenet
 
     saved = keras.models.load_model(run["out"] / "best.keras")
-    settings = {name: TINY[name] for name in ("blocks", "growth_rate")}
-    built = build_densenet(**settings, input_shape=(TINY["image_size"], TINY["image_size"], 3))
+    size = TINY.image_size
+    built = build_densenet(TINY.blocks, TINY.growth_rate, input_shape=(size, size, 3))
     assert [layer.name for layer in saved.layers] == [layer.name for layer in built.layers]
     images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("uint8")
     np.testing.assert_array_equal(saved(images), saved(images))  # no training argument
@@ -413,24 +450,24 @@ def test_augmented_model_augments_only_when_training():
 
 def test_finished_run_reruns_without_training_and_other_settings_are_refused(run, split):
     record = Record()
-    assert training.train(split, run["out"], callbacks=[record], **TINY) == run["metrics"]
+    assert training.train(split, run["out"], TINY, [record], verbose=0) == run["metrics"]
     assert record.epochs == []
     with pytest.raises(ValueError, match="epochs: 5 -> 6"):
-        training.train(split, run["out"], **{**TINY, "epochs": 6})
+        training.train(split, run["out"], dataclasses.replace(TINY, epochs=6), verbose=0)
 
 
 def test_estimate_measures_a_time_plan_and_writes_nothing(split, tmp_path, capsys):
     out = tmp_path / "planned"
     began = time.perf_counter()
-    plan = training.train(split, out, estimate=True, **TINY)
+    plan = training.estimate(split, TINY)
     seconds = time.perf_counter() - began
     assert not out.exists()  # nothing written: not even the run folder
     for name in ("pipeline", "training", "validation"):  # 5 timed batches each, within the call
         assert 0 < 5 * TINY["batch_size"] / plan[f"{name}_images_per_second"] < seconds, name
     assert plan["first_epoch_limited_by"] in ("input pipeline", "model")
     slowest = min(plan["pipeline_images_per_second"], plan["training_images_per_second"])
-    steps = int(np.ceil(440 / TINY["batch_size"]))  # the quick cap (40) is above 28 steps
-    assert plan["minutes_first_epoch"] * 60 >= steps * TINY["batch_size"] / slowest
+    steps = int(np.ceil(440 / TINY.batch_size))  # the quick cap (40) is above 28 steps
+    assert plan["minutes_first_epoch"] * 60 >= steps * TINY.batch_size / slowest
     later = plan["minutes_per_later_epoch"]
     assert plan["minutes_total"] == pytest.approx(plan["minutes_first_epoch"] + 4 * later)
     assert plan["peak_memory_mb"] > 0
@@ -453,22 +490,19 @@ class OutOfMemory(keras.callbacks.Callback):
 
 def test_out_of_memory_suggests_smaller_batch_memory_efficient_or_smaller_images(split, tmp_path):
     with pytest.raises(RuntimeError, match=r"--batch-size 8.*--memory-efficient.*--image-size 16"):
-        training.train(split, tmp_path / "oom", callbacks=[OutOfMemory()], **TINY)
+        training.train(split, tmp_path / "oom", TINY, callbacks=[OutOfMemory()], verbose=0)
 
 
 # --- command line ------------------------------------------------------------------------------
 
 
-def test_cli_passes_options_and_leaves_quick_defaults_to_train(monkeypatch, tmp_path):
+def test_cli_passes_options_and_leaves_quick_defaults_to_the_config(monkeypatch, tmp_path):
     calls = []
-    monkeypatch.setattr(training, "train", lambda **kwargs: calls.append(kwargs) or {})
+    monkeypatch.setattr(training, "train", lambda data, out, config: calls.append(config) or {})
     main(["train", "--data", "d", "--out", "o", "--quick", "--growth-rate", "8", "--seed", "3"])
-    assert calls[0]["quick"] and calls[0]["growth_rate"] == 8 and calls[0]["seed"] == 3
-    assert "blocks" not in calls[0] and "image_size" not in calls[0]  # quick mode picks them
+    assert calls[0] == config.run_config(True, growth_rate=8, seed=3)  # quick mode's blocks ...
     main(["train", "--data", "d", "--out", "o", "--blocks", "6,12,24,16", "--epochs", "2"])
-    assert calls[1]["blocks"] == (6, 12, 24, 16) and calls[1]["epochs"] == 2
-    assert not calls[1]["quick"] and not calls[1]["memory_efficient"]
-    assert "batch_size" not in calls[1]  # train()'s default, written down in one place
+    assert calls[1] == config.RunConfig(blocks=(6, 12, 24, 16), epochs=2)  # the rest: defaults
 
 
 def test_cli_reports_a_missing_split_without_traceback(tmp_path, capsys):

@@ -18,7 +18,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from densenet_tutorial import notebooks, training
+from densenet_tutorial import config, notebooks, training
+from densenet_tutorial.config import run_config
 from densenet_tutorial.data import read_split
 from densenet_tutorial.errors import MissingInputError, SettingError
 from densenet_tutorial.model import build_densenet, composite_function, dense_layer
@@ -103,56 +104,58 @@ def test_sync_refuses_a_parameters_line_papermill_cannot_read():
 
 
 def test_a_run_folder_names_every_setting_train_compares(tmp_path):
-    """check_run_folder refuses a folder whose config differs in any setting: so every setting
-    of resolve_settings is either fixed by the recipe or part of the folder's name."""
-    options = notebooks.train_options()
-    settings = training.resolve_settings(tmp_path, True, **TINY, **options)
-    recipe_constants = {"optimizer", "momentum", "warmup_fraction", "schedule", "loss",
-                        "weight_decay_decoupled", "no_weight_decay", "label_smoothing",
-                        "steps_per_epoch_cap"}  # fmt: skip
-    named = set(notebooks.RUN_SETTINGS) | set(options) | {"split_dir", "quick"}
-    assert set(settings) - recipe_constants <= named
+    """check_run_folder refuses a folder whose config differs in any setting: so every
+    recorded setting is either fixed by the recipe or part of the folder's name."""
+    settings = training.recorded_settings(tmp_path, run_config(True, **TINY))
+    recipe_constants = set(training.RECIPE) | {"steps_per_epoch_cap"}
+    assert set(settings) - recipe_constants == set(config.NAMES) | {"split_dir"}
 
-    base = notebooks.run_folder("runs", False, **{**TINY, "blocks": (6, 12, 32, 32)})
+    base = notebooks.run_folder("runs", run_config(**{**TINY, "blocks": (6, 12, 32, 32)}))
     assert base.name == "densenet169-k4-32px-b16-2ep"  # the names of older runs are kept
     variations = {
         "augment": False, "seed": 1, "learning_rate": 0.01, "pretrained": "imagenet",
         "compression": 1.0, "memory_efficient": True, "precision": "float32",
         "deterministic": True,
     }  # fmt: skip
-    assert set(variations) == set(options)  # a new option of train() needs a word here too
+    named = set(config.RUN_SETTINGS) | {"quick"}
+    assert set(variations) == set(config.NAMES) - named  # a new setting needs a word here too
     names = {
-        notebooks.run_folder("runs", True, **TINY, **{k: v}).name for k, v in variations.items()
+        notebooks.run_folder("runs", run_config(True, **TINY, **{k: v})).name
+        for k, v in variations.items()
     }
     assert len(names) == len(variations)
-    name = notebooks.run_folder("runs", True, **TINY, augment=False, seed=1).name
+    name = notebooks.run_folder("runs", run_config(True, **TINY, augment=False, seed=1)).name
     assert name == "densenet7-k4-32px-b16-2ep-seed1-no-augment-quick"
-    weights = notebooks.run_folder("r", False, **TINY, learning_rate=0.01, pretrained="imagenet")
-    assert weights.name.endswith("-lr0.01-imagenet")
-    other_data = notebooks.run_folder("r", False, **TINY, data=tmp_path / "cats-vs-dogs-10pct")
+    fine_tuned = run_config(**TINY, learning_rate=0.01, pretrained="imagenet")
+    assert notebooks.run_folder("r", fine_tuned).name.endswith("-lr0.01-imagenet")
+    tiny = run_config(**TINY)
+    other_data = notebooks.run_folder("r", tiny, data=tmp_path / "cats-vs-dogs-10pct")
     assert other_data.name.endswith("-data-cats-vs-dogs-10pct")
-    same_data = notebooks.run_folder("r", False, **TINY, data=tmp_path / "cats-vs-dogs" / "splits")
-    assert same_data.name == notebooks.run_folder("r", False, **TINY).name
+    same_data = notebooks.run_folder("r", tiny, data=tmp_path / "cats-vs-dogs" / "splits")
+    assert same_data.name == notebooks.run_folder("r", tiny).name
     with pytest.raises(SettingError, match="augmnt"):
-        notebooks.run_folder("r", False, **TINY, augmnt=False)
-    with pytest.raises(SettingError, match="augmnt"):
-        notebooks.training_settings(True, augmnt=False)
+        run_config(True, augmnt=False)
 
 
 def test_settings_carry_options_to_the_notebooks_that_follow(tmp_path):
-    settings = notebooks.training_settings(True, growth_rate=8, augment=False)
-    assert settings["augment"] is False and settings["growth_rate"] == 8
-    notebooks.remember_run(tmp_path, True, settings)
+    settings = run_config(True, growth_rate=8, augment=False)
+    notebooks.remember_run(tmp_path, settings)
     followed = notebooks.trained_settings(tmp_path, True)
     assert followed == settings
-    assert notebooks.run_folder(tmp_path, True, **followed).name.endswith("-no-augment-quick")
-    assert notebooks.trained_settings(tmp_path, True, growth_rate=12)["growth_rate"] == 12
+    assert notebooks.run_folder(tmp_path, followed).name.endswith("-no-augment-quick")
+    assert notebooks.trained_settings(tmp_path, True, growth_rate=12).growth_rate == 12
+    assert notebooks.trained_settings(tmp_path, True, growth_rate=None) == settings  # 04's None
+    # A record of the earlier format (no "quick", blocks as a list) is followed too.
+    earlier = {"blocks": [2, 4, 4, 2], "growth_rate": 8, "image_size": 64, "batch_size": 32,
+               "epochs": 5, "augment": False}  # fmt: skip
+    notebooks.last_run_file(tmp_path, True).write_text(json.dumps(earlier))
+    assert notebooks.trained_settings(tmp_path, True) == settings
 
 
 def test_a_missing_real_model_names_notebook_03_and_its_options(tmp_path):
-    settings = notebooks.training_settings(False, growth_rate=16, augment=False)
+    settings = run_config(growth_rate=16, augment=False)
     with pytest.raises(MissingInputError) as error:
-        notebooks.find_model(tmp_path / "run", tmp_path, False, **settings)
+        notebooks.find_model(tmp_path / "run", tmp_path, settings)
     message = str(error.value)
     assert "03_train.ipynb" in message and "GROWTH_RATE = 16" in message
     assert "augment=False" in message
@@ -240,7 +243,8 @@ def test_train_in_brief_trains_what_train_trains(synthetic_split, tmp_path):
     from densenet_tutorial.evaluate import read_history
     from densenet_tutorial.walkthrough import train_in_brief
 
-    training.train(synthetic_split, tmp_path / "run", precision="float32", verbose=0, **TINY)
+    settings = run_config(**TINY, precision="float32")
+    training.train(synthetic_split, tmp_path / "run", settings, verbose=0)
     full = read_history(tmp_path / "run" / "history.csv")
     history, metrics = train_in_brief(synthetic_split, verbose=0, **TINY)
     for name in ("loss", "accuracy", "val_loss", "val_accuracy"):

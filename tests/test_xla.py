@@ -17,6 +17,7 @@ from helpers import Record, StopAfter
 
 from benchmarks.legacy import KerasLayersAugmentation
 from densenet_tutorial import training
+from densenet_tutorial.config import run_config
 from densenet_tutorial.data import augmentation
 from densenet_tutorial.model import build_densenet
 
@@ -123,12 +124,12 @@ def test_train_fits_with_xla_on_a_gpu_and_resumes_with_xla(simulated_gpu, tmp_pa
     synthesize(base / "source", per_class=60, size=(64, 48))
     split = prepare(source=base / "source", out=base / "data", val_per_class=10,
                     test_per_class=10, progress=False)  # fmt: skip
-    settings = dict(quick=True, image_size=16, blocks=(1,), growth_rate=4, batch_size=16,
-                    epochs=2, seed=1, precision="float32", verbose=0)  # fmt: skip
+    settings = run_config(True, image_size=16, blocks=(1,), growth_rate=4, batch_size=16,
+                          epochs=2, seed=1, precision="float32")  # fmt: skip
     first, resumed = Record(), Record()
     with pytest.raises(KeyboardInterrupt):
-        training.train(split, base / "run", callbacks=[first, StopAfter(0)], **settings)
-    metrics = training.train(split, base / "run", callbacks=[resumed], **settings)
+        training.train(split, base / "run", settings, [first, StopAfter(0)], verbose=0)
+    metrics = training.train(split, base / "run", settings, [resumed], verbose=0)
     config = json.loads((base / "run" / "config.json").read_text())
     assert first.xla is True and config["run"]["xla"] is True
     assert resumed.xla is True and resumed.epochs == [1]
