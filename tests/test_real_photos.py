@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from densenet_tutorial import demo, notebooks
+from densenet_tutorial.config import run_config
 from densenet_tutorial.data import PARTS, copy_groups, read_split
 from densenet_tutorial.data.files import read_csv
 from densenet_tutorial.visualize.faithfulness import faithfulness_table
@@ -68,9 +69,9 @@ def quick_run(images, workspace):
     """The quick recipe trained on the photos, in the folder notebooks 03 and 04 look in."""
     from densenet_tutorial.training import train
 
-    settings = notebooks.training_settings(True)
-    run = notebooks.run_folder(workspace / "runs", True, data=images, **settings)
-    metrics = train(images, run, quick=True, verbose=0, **settings)
+    settings = run_config(quick=True)
+    run = notebooks.run_folder(workspace / "runs", settings, data=images)
+    metrics = train(images, run, settings, verbose=0)
     return {"run": run, "metrics": metrics, "settings": settings}
 
 
@@ -113,7 +114,7 @@ def test_top_losses_are_confident_mistakes_of_both_kinds(quick_run):
 
 def test_grad_cam_beats_random_maps_on_real_photos(quick_run, images):
     model = keras.saving.load_model(quick_run["run"] / "best.keras")
-    size = quick_run["settings"]["image_size"]
+    size = quick_run["settings"].image_size
     photos, _, masks = notebooks.draw_test_images(images, 128, size)
     assert masks is None  # real photos: no masks, so deletion and insertion only
     table = faithfulness_table(model, photos)

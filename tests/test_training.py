@@ -198,7 +198,7 @@ def test_best_model_checkpoint_remembers_the_epochs_before_a_resume(tmp_path):
     (checkpoint,) = [c for c in callbacks if isinstance(c, run_folder.SaveBestNetwork)]
     assert checkpoint.best == pytest.approx(0.90)  # a worse resumed epoch won't replace it
     (tmp_path / "best.keras").unlink()  # set aside as damaged: any next epoch is the best
-    assert training.best_so_far(tmp_path / "history.csv") is None
+    assert run_folder.best_so_far(tmp_path / "history.csv") is None
     assert isinstance(callbacks[-1], checkpoints.TrainingBackup)  # an epoch counts last
 
 
