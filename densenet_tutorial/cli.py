@@ -148,7 +148,8 @@ def cmd_synth(args):
 def cmd_train(args):
     """Train a DenseNet on a prepared split; evaluate the best model on the test split."""
     start_tensorflow()
-    from densenet_tutorial.training import format_time_plan, train
+    from densenet_tutorial.timeplan import estimate, format_time_plan
+    from densenet_tutorial.training import train
 
     options = dict(
         blocks=args.blocks, growth_rate=args.growth_rate, compression=args.compression,
@@ -159,7 +160,7 @@ def cmd_train(args):
     # Options not given are left out, so train() applies its recipe (or quick-mode) defaults.
     given = {name: value for name, value in options.items() if value is not None}
     if args.estimate:
-        plan = train(data_dir=args.data, out_dir=args.out, estimate=True, **given)
+        plan = estimate(data_dir=args.data, **given)
         print(format_time_plan(plan))
         return
     metrics = train(data_dir=args.data, out_dir=args.out, **given)

@@ -78,7 +78,7 @@ def split_is_usable(split_dir):
 
 RUN_SETTINGS = ("blocks", "growth_rate", "image_size", "batch_size", "epochs")
 """Notebook 03's parameters: the network and the budget, the start of a run folder's name."""
-NOT_RUN_SETTINGS = ("data_dir", "out_dir", "quick", "estimate", "callbacks", "verbose")
+NOT_RUN_SETTINGS = ("data_dir", "out_dir", "quick", "callbacks", "verbose")
 """Arguments of ``train`` that say where and how to run, not what is trained."""
 DEFAULT_DATA = ("cats-vs-dogs", "synthetic")  # the folders ``data_folder`` names
 

@@ -9,7 +9,7 @@
   instructions, float32 otherwise (the model computes its logit in float32 anyway);
 - ``learning_rate_schedule``, ``make_optimizer``, ``compile_model``: the recipe (see the README);
 - ``training_model``: the network behind the augmentation, compiled: what ``fit`` trains and
-  what the time plan and ``densenet_tutorial.costs`` measure;
+  what the time plan (``densenet_tutorial.timeplan``) and ``densenet_tutorial.costs`` measure;
 - ``check_run_folder``, ``make_callbacks``: a run folder that resumes after a disconnect and is
   never overwritten by a different configuration (the training state: ``checkpoints``).
 
@@ -20,9 +20,7 @@ import contextlib
 import ctypes
 import errno
 import gc
-import itertools
 import json
-import math
 import time
 from pathlib import Path
 
@@ -31,7 +29,7 @@ import keras
 from densenet_tutorial import checkpoints, hardware
 from densenet_tutorial.data import augmentation, make_dataset, read_split
 from densenet_tutorial.data.files import write_atomically, write_then_rename
-from densenet_tutorial.data.pipeline import training_epochs
+from densenet_tutorial.data.pipeline import training_epochs, training_steps
 from densenet_tutorial.defaults import (  # the sizes of a run, written once there
     BATCH_SIZE,
     FULL,
@@ -359,9 +357,8 @@ def build_run(split_dir, settings, strategy, global_batch):
     """The compiled model of a run, its validation data, and steps per epoch."""
     size, seed = settings["image_size"], settings["seed"]
     val_data = make_dataset(split_dir, "val", size, global_batch)
-    steps_per_epoch = math.ceil(len(read_split(split_dir, "train")[1]) / global_batch)
-    if settings["quick"]:
-        steps_per_epoch = min(steps_per_epoch, QUICK_STEPS_PER_EPOCH)
+    cap = QUICK_STEPS_PER_EPOCH if settings["quick"] else None
+    steps_per_epoch = training_steps(len(read_split(split_dir, "train")[1]), global_batch, cap)
     with strategy.scope():
         network = build_densenet(
             blocks=settings["blocks"], growth_rate=settings["growth_rate"],
@@ -423,90 +420,6 @@ def release_memory(custom_gradients_before=()):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def time_plan(model, decoding, val_data, steps_per_epoch, epochs, steps=5, warmup=2):
-    """Measure the input pipeline and the training step apart, for ``steps`` batches each.
-
-    The pipeline's rate is that of its first epoch: ``decoding`` is the training part read
-    and decoded without cache or shuffling (later epochs read the cache, thousands of images
-    per second; the shuffle buffer would hide the decoding behind one long first batch). The
-    model's rate is that of ``model``, the training model as ``fit`` runs it (augmentation,
-    precision, Keras's XLA decision), for training steps on one batch (``train_on_batch``)
-    and validation steps. The slower of the two sets the pace. Returns the rates, the limit,
-    minutes per epoch and for the run, what the step ran with, and the peak memory: the
-    GPU's, else the process's (``hardware.peak_memory_mb``).
-    """
-
-    def images_per_second(step, batches):
-        """Images per second of ``steps`` calls of ``step`` after ``warmup`` untimed ones."""
-        for _ in range(warmup):
-            step(*next(batches))
-        start = time.perf_counter()
-        images = sum(step(*next(batches)) for _ in range(steps))
-        return images / (time.perf_counter() - start)
-
-    def read(images, labels):
-        return len(labels)
-
-    def train_step(images, labels):
-        model.train_on_batch(images, labels)
-        return len(labels)
-
-    def validation_step(images, labels):
-        model.test_on_batch(images, labels)
-        return len(labels)
-
-    hardware.reset_peak_memory()
-    pipeline = images_per_second(read, iter(decoding.repeat()))  # tiny splits: wrap around
-    batch = next(iter(decoding))
-    training = images_per_second(train_step, itertools.repeat(batch))
-    validation = images_per_second(validation_step, itertools.repeat(batch))
-    batch_size = len(batch[1])
-    train_images = steps_per_epoch * batch_size
-    val_images = int(val_data.cardinality()) * batch_size
-    first = train_images / min(pipeline, training) + val_images / validation
-    later = train_images / training + val_images / validation
-    return {
-        "pipeline_images_per_second": pipeline,
-        "training_images_per_second": training,
-        "validation_images_per_second": validation,
-        "first_epoch_limited_by": "input pipeline" if pipeline < training else "model",
-        "minutes_first_epoch": first / 60,
-        "minutes_per_later_epoch": later / 60,
-        "epochs": epochs,
-        "minutes_total": (first + (epochs - 1) * later) / 60,
-        **step_settings(model),
-        "peak_memory_mb": hardware.peak_memory_mb(),
-        "peak_memory_of": hardware.memory_device() or "process (RSS)",
-    }
-
-
-def step_settings(model):
-    """What a training model's step runs with: precision, XLA, the augmentation's name."""
-    augmentation = model.augmentation
-    return {
-        "policy": model.dtype_policy.name,
-        "xla": bool(model.jit_compile),
-        "augmentation": None if augmentation is None else augmentation.name,
-    }
-
-
-def format_time_plan(plan):
-    """The time plan as a few lines for a learner."""
-    step = (f"{plan['policy']}, XLA {'on' if plan['xla'] else 'off'}, "
-            f"augmentation {'in the step' if plan['augmentation'] else 'off'}")  # fmt: skip
-    return "\n".join([
-        f"input pipeline (epoch 1, decoding): {plan['pipeline_images_per_second']:,.0f} img/s",
-        f"training step:                      {plan['training_images_per_second']:,.1f} img/s"
-        f" ({step})",
-        f"validation step:                    {plan['validation_images_per_second']:,.1f} img/s",
-        f"epoch 1 is limited by the {plan['first_epoch_limited_by']}; later epochs by the model",
-        f"minutes: epoch 1 {plan['minutes_first_epoch']:,.1f}, then "
-        f"{plan['minutes_per_later_epoch']:,.1f} per epoch; all {plan['epochs']} epochs "
-        f"{plan['minutes_total']:,.0f} ({plan['minutes_total'] / 60:,.1f} h)",
-        f"peak memory ({plan['peak_memory_of']}): {plan['peak_memory_mb']:,.0f} MB",
-    ])  # fmt: skip
-
-
 def train(
     data_dir,
     out_dir,
@@ -524,7 +437,6 @@ def train(
     augment=True,
     learning_rate=LEARNING_RATE,
     pretrained=None,
-    estimate=False,
     callbacks=(),
     verbose=1,
 ):
@@ -544,8 +456,6 @@ def train(
     ``learning_rate`` is the peak rate per 256 images (scaled with the batch). ``pretrained``
     (``"imagenet"`` or a weights file) starts DenseNet-169 from keras.applications' weights
     (``pretrained.load_imagenet_weights``) instead of random ones: fine-tuning.
-    ``estimate=True`` trains nothing and writes nothing: it measures a few steps of the input
-    pipeline and of the model on this machine and returns the time plan (``time_plan``).
     ``callbacks`` are extra Keras callbacks; ``verbose`` is passed to ``Model.fit``.
     """
     import tensorflow as tf
@@ -570,10 +480,6 @@ def train(
             model, val_data, steps_per_epoch = build_run(
                 split_dir, settings, strategy, global_batch
             )
-            if estimate:
-                decoding = make_dataset(split_dir, "train", settings["image_size"], global_batch,
-                                        cache=False)  # fmt: skip
-                return time_plan(model, decoding, val_data, steps_per_epoch, settings["epochs"])
             if resume:  # the newest training state that loads, checked before anything trains
                 backup, done = checkpoints.resume(out_dir, model, settings["epochs"], verbose)
             else:
@@ -607,5 +513,5 @@ def train(
         message = checkpoints.write_failure_message(out_dir, error, saved, settings["epochs"])
         raise RunError(message) from error
     finally:
-        model = train_data = val_data = decoding = None  # this run's model and cached images
+        model = train_data = val_data = None  # this run's model and cached images
         release_memory(registered)
