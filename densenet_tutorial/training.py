@@ -300,10 +300,11 @@ def out_of_memory_message(settings, global_batch):
     return (
         f"Out of memory training with {global_batch} images of {settings['image_size']} px per "
         f"step (batch size {settings['batch_size']} per replica). Try a smaller batch "
-        f"(--batch-size {max(1, settings['batch_size'] // 2)}), --memory-efficient (recompute "
-        f"the dense layers' bottlenecks instead of storing them), or smaller images "
-        f"(--image-size {settings['image_size'] // 2}); in Python, the arguments "
-        f"batch_size, memory_efficient and image_size."
+        f"(--batch-size {max(1, settings['batch_size'] // 2)}) or smaller images "
+        f"(--image-size {settings['image_size'] // 2}); in Python, the arguments batch_size "
+        f"and image_size. --memory-efficient (recompute the dense layers' bottlenecks instead "
+        f"of storing them) saves memory only where the step runs without XLA: XLA, which "
+        f"Keras turns on for one GPU, merges the recomputation back into the forward pass."
     )
 
 

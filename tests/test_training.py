@@ -403,8 +403,8 @@ class OutOfMemory(keras.callbacks.Callback):
         raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
 
 
-def test_out_of_memory_suggests_smaller_batch_memory_efficient_or_smaller_images(split, tmp_path):
-    with pytest.raises(RuntimeError, match=r"--batch-size 8.*--memory-efficient.*--image-size 16"):
+def test_out_of_memory_suggests_smaller_batch_or_images_then_memory_efficient(split, tmp_path):
+    with pytest.raises(RuntimeError, match=r"--batch-size 8.*--image-size 16.*--memory-efficient"):
         training.train(split, tmp_path / "oom", callbacks=[OutOfMemory()], **TINY)
 
 
