@@ -1,8 +1,10 @@
 """Step 5: the ``tf.data`` input pipeline, from a split to batches of RGB images and labels.
 
-read file -> decode to RGB -> resize (in parallel) -> cache -> shuffle (training only) ->
-batch -> prefetch. ``training_epochs`` strings the training epochs together, each shuffled by
-the seed and its number, so that a resumed run replays the right epoch.
+read file -> decode to RGB -> resize (in parallel) -> cache -> batch -> prefetch, for
+validation and test (``make_dataset``). ``training_epochs`` strings the training epochs
+together, each in an order drawn from the seed and its number, so that a resumed run replays
+the right epoch, in full batches only (``training_steps``); its first epoch decodes as it
+goes, and later epochs take the decoded images from memory.
 
 Images are RGB in [0, 255], uint8 as decoded: four times less memory to cache and to move
 than float32, and the model casts its input itself. Labels are float32, 0 for ``cat`` and 1
