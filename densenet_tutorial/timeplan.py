@@ -42,21 +42,23 @@ def step_rate(step, batch, steps):
     return first, len(batch[1]) * steps / later
 
 
-def time_plan(model, train_data, val_data, steps_per_epoch, epochs, steps=5):
+def time_plan(model, stream, val_data, steps_per_epoch, epochs, steps=5):
     """Measure the run's first minutes and its steady pace; return the plan as a dict.
 
-    ``train_data`` is the run's training stream (``training.training_data``), read here from
-    its start as the run would read it; ``model`` the training model as ``fit`` runs it.
+    ``stream()`` builds the run's training stream (``training.training_data``), read here
+    from its start as the run would read it; ``model`` is the training model as ``fit`` runs
+    it.
     Minutes: the first epoch waits for its first batch, pays the compiles (the step's first
     call minus a steady call) and runs at the slower of decoding and training; later epochs
     read the cache and run at the model's pace.
     """
     hardware.reset_peak_memory()
     start = time.perf_counter()
-    batches = iter(train_data)
+    batches = iter(stream())
     batch = next(batches)
     first_batch = time.perf_counter() - start
-    decoding = len(batch[1]) * steps / seconds(lambda: list(itertools.islice(batches, steps)))
+    read = 4 * steps  # more batches than the pipeline decodes ahead while the first waits
+    decoding = len(batch[1]) * read / seconds(lambda: list(itertools.islice(batches, read)))
     train_first, training_rate = step_rate(model.train_on_batch, batch, steps)
     val_batch = next(iter(val_data))
     val_first, validation_rate = step_rate(model.test_on_batch, val_batch, steps)
@@ -164,12 +166,14 @@ def estimate(
             model, val_data, steps_per_epoch = training.build_run(
                 split_dir, settings, strategy, global_batch
             )
-            train_data = training.training_data(split_dir, settings, global_batch,
-                                                steps_per_epoch, 0)  # fmt: skip
-            return time_plan(model, train_data, val_data, steps_per_epoch, settings["epochs"],
-                             steps)  # fmt: skip
+
+            def stream():
+                return training.training_data(split_dir, settings, global_batch,
+                                              steps_per_epoch, 0)  # fmt: skip
+
+            return time_plan(model, stream, val_data, steps_per_epoch, settings["epochs"], steps)
     except tf.errors.ResourceExhaustedError as error:
         raise training.RunError(training.out_of_memory_message(settings, global_batch)) from error
     finally:
-        model = train_data = val_data = None  # the plan's model and decoded images
+        model = val_data = None  # the plan's model and decoded images
         training.release_memory(registered)

@@ -90,7 +90,7 @@ def test_the_plan_times_a_batch_of_the_runs_own_stream():
     )
     train = slow_start.map(lambda _: batch)
     val = tf.data.Dataset.from_tensors(batch).repeat(3)
-    plan = timeplan.time_plan(Model(), train, val, steps_per_epoch=10, epochs=3, steps=5)
+    plan = timeplan.time_plan(Model(), lambda: train, val, steps_per_epoch=10, epochs=3, steps=5)
     assert plan["seconds_to_first_batch"] >= 0.2
     assert plan["first_training_step_seconds"] >= 0.3
     assert 4 / 0.01 * 0.5 < plan["training_images_per_second"] <= 4 / 0.01
