@@ -13,18 +13,17 @@ import os
 import subprocess
 import sys
 import textwrap
-import warnings
 from collections import Counter
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import Record, StopAfter, second_half_zeros
+from helpers import Record, StopAfter, second_half_zeros, small_split
 
 from densenet_tutorial import checkpoints, training
 from densenet_tutorial.cli import main
-from densenet_tutorial.data import augmentation, pipeline, prepare, synthesize
+from densenet_tutorial.data import augmentation, pipeline
 from densenet_tutorial.model import build_densenet
 
 # --- the training state, saved and damaged by hand ------------------------------------------
@@ -227,14 +226,7 @@ def test_the_state_holds_momentum_step_count_loss_scale_and_seed_states():
 
 @pytest.fixture(scope="module")
 def split(tmp_path_factory):
-    """100 training, 20 validation and 20 test images."""
-    base = tmp_path_factory.mktemp("resume")
-    synthesize(base / "source", per_class=70, size=(96, 72))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "fewer than 25,000 images"
-        prepare(source=base / "source", out=base / "data", val_per_class=10, test_per_class=10,
-                progress=False, workers=1)  # fmt: skip
-    return base / "data"
+    return small_split(tmp_path_factory.mktemp("resume"))
 
 
 def epochs_of(stream, steps):

@@ -1,10 +1,9 @@
 """The time plan: measured on the run's own model and input stream, nothing trained or written."""
 
-import warnings
-
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import small_split
 
 from densenet_tutorial import timeplan, training
 from densenet_tutorial.cli import main
@@ -15,16 +14,7 @@ TINY = dict(quick=True, image_size=32, blocks=(2, 2, 2), growth_rate=8, batch_si
 
 @pytest.fixture(scope="module")
 def split(tmp_path_factory):
-    """About 100 training images, 20 for validation and 20 for test, generated."""
-    from densenet_tutorial.data import prepare, synthesize
-
-    base = tmp_path_factory.mktemp("plan")
-    synthesize(base / "source", per_class=70, size=(96, 72))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "fewer than 25,000 images"
-        prepare(source=base / "source", out=base / "data", val_per_class=10, test_per_class=10,
-                progress=False, workers=1)  # fmt: skip
-    return base / "data"
+    return small_split(tmp_path_factory.mktemp("plan"))
 
 
 def listing(folder):
