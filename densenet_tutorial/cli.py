@@ -154,7 +154,8 @@ def cmd_train(args):
         precision=args.precision, deterministic=args.deterministic,
     )  # fmt: skip
     start_tensorflow()
-    from densenet_tutorial.training import estimate, format_time_plan, train
+    from densenet_tutorial.timeplan import estimate, format_time_plan
+    from densenet_tutorial.training import train
 
     if args.estimate:
         print(format_time_plan(estimate(args.data, config)))

@@ -129,9 +129,9 @@ def time_training(model, batch_size, steps, warmup, seed=0):
     All on one fixed batch (``synthetic_batch``: no input pipeline). Returns the median step
     time, the CPU time per step, the peak memory (over the whole process and over the timed
     steps alone, where the machine allows resetting it), what the step ran with (precision,
-    XLA, augmentation: ``training.step_settings``), parameters and multiply-adds.
+    XLA, augmentation: ``timeplan.step_settings``), parameters and multiply-adds.
     """
-    from densenet_tutorial.training import step_settings
+    from densenet_tutorial.timeplan import step_settings
 
     network = model.network
     images, labels = synthetic_batch(batch_size, network.input.shape[1], seed)

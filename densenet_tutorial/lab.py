@@ -9,7 +9,7 @@ from here; nothing is defined in this module.
 
 from densenet_tutorial.config import run_config
 from densenet_tutorial.data import CLASS_NAMES, augmentation, make_dataset, read_split
-from densenet_tutorial.data.pipeline import training_epochs
+from densenet_tutorial.data.pipeline import training_epochs, training_steps
 from densenet_tutorial.errors import SettingError
 from densenet_tutorial.evaluate import read_history
 from densenet_tutorial.model import build_densenet
@@ -95,4 +95,5 @@ __all__ = [
     "read_split",
     "target_classes",
     "training_epochs",
+    "training_steps",
 ]

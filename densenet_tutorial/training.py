@@ -10,7 +10,7 @@ function per decision:
   instructions, float32 otherwise (the model computes its logit in float32 anyway);
 - ``learning_rate_schedule``, ``make_optimizer``, ``compile_model``: the recipe (see the README);
 - ``training_model``: the network behind the augmentation, compiled: what ``fit`` trains and
-  what the time plan and ``densenet_tutorial.costs`` measure;
+  what the time plan (``densenet_tutorial.timeplan``) and ``densenet_tutorial.costs`` measure;
 - ``recorded_settings``: what the run folder keeps of a run, the configuration and the recipe,
   so that a rerun resumes only the same run (``run_folder``; the training state:
   ``checkpoints``).
@@ -19,9 +19,6 @@ The test split is touched once, after training, by ``densenet_tutorial.evaluate`
 """
 
 import contextlib
-import itertools
-import math
-import time
 from pathlib import Path
 
 import keras
@@ -29,7 +26,7 @@ import keras
 from densenet_tutorial import checkpoints, hardware
 from densenet_tutorial.config import RunConfig
 from densenet_tutorial.data import PARTS, augmentation, make_dataset, read_split
-from densenet_tutorial.data.pipeline import training_epochs
+from densenet_tutorial.data.pipeline import training_epochs, training_steps
 from densenet_tutorial.errors import MissingInputError, RunError
 from densenet_tutorial.evaluate import evaluate_run
 from densenet_tutorial.model import build_densenet
@@ -200,10 +197,11 @@ def out_of_memory_message(config, global_batch):
     return (
         f"Out of memory training with {global_batch} images of {config.image_size} px per "
         f"step (batch size {config.batch_size} per replica). Try a smaller batch "
-        f"(--batch-size {max(1, config.batch_size // 2)}), --memory-efficient (recompute "
-        f"the dense layers' bottlenecks instead of storing them), or smaller images "
-        f"(--image-size {config.image_size // 2}); in Python, the settings "
-        f"batch_size, memory_efficient and image_size."
+        f"(--batch-size {max(1, config.batch_size // 2)}) or smaller images "
+        f"(--image-size {config.image_size // 2}); in Python, the settings batch_size "
+        f"and image_size. --memory-efficient (recompute the dense layers' bottlenecks instead "
+        f"of storing them) saves memory only where the step runs without XLA: XLA, which "
+        f"Keras turns on for one GPU, merges the recomputation back into the forward pass."
     )
 
 
@@ -270,9 +268,8 @@ def build_network(config):
 def build_run(split_dir, config, strategy, global_batch):
     """The compiled model of a run (a ``RunConfig``), its validation data, steps per epoch."""
     val_data = make_dataset(split_dir, "val", config.image_size, global_batch)
-    steps_per_epoch = math.ceil(len(read_split(split_dir, "train")[1]) / global_batch)
-    if config.steps_per_epoch_cap:
-        steps_per_epoch = min(steps_per_epoch, config.steps_per_epoch_cap)
+    train_images = len(read_split(split_dir, "train")[1])
+    steps_per_epoch = training_steps(train_images, global_batch, config.steps_per_epoch_cap)
     with strategy.scope():
         network = build_network(config)
         schedule = learning_rate_schedule(
@@ -296,109 +293,6 @@ def training_data(split_dir, settings, global_batch, steps_per_epoch, first_epoc
     epochs = range(first_epoch, settings["epochs"])
     return training_epochs(split_dir, epochs, settings["image_size"], global_batch,
                            seed=settings["seed"], steps_per_epoch=steps_per_epoch)  # fmt: skip
-
-
-def time_plan(model, decoding, val_data, steps_per_epoch, epochs, steps=5, warmup=2):
-    """Measure the input pipeline and the training step apart, for ``steps`` batches each.
-
-    The pipeline's rate is that of its first epoch: ``decoding`` is the training part read
-    and decoded without cache or shuffling (later epochs read the cache, thousands of images
-    per second; the shuffle buffer would hide the decoding behind one long first batch). The
-    model's rate is that of ``model``, the training model as ``fit`` runs it (augmentation,
-    precision, Keras's XLA decision), for training steps on one batch (``train_on_batch``)
-    and validation steps. The slower of the two sets the pace. Returns the rates, the limit,
-    minutes per epoch and for the run, what the step ran with, and the peak memory: the
-    GPU's, else the process's (``hardware.peak_memory_mb``).
-    """
-
-    def images_per_second(step, batches):
-        """Images per second of ``steps`` calls of ``step`` after ``warmup`` untimed ones."""
-        for _ in range(warmup):
-            step(*next(batches))
-        start = time.perf_counter()
-        images = sum(step(*next(batches)) for _ in range(steps))
-        return images / (time.perf_counter() - start)
-
-    def read(images, labels):
-        return len(labels)
-
-    def train_step(images, labels):
-        model.train_on_batch(images, labels)
-        return len(labels)
-
-    def validation_step(images, labels):
-        model.test_on_batch(images, labels)
-        return len(labels)
-
-    hardware.reset_peak_memory()
-    pipeline = images_per_second(read, iter(decoding.repeat()))  # tiny splits: wrap around
-    batch = next(iter(decoding))
-    training = images_per_second(train_step, itertools.repeat(batch))
-    validation = images_per_second(validation_step, itertools.repeat(batch))
-    batch_size = len(batch[1])
-    train_images = steps_per_epoch * batch_size
-    val_images = int(val_data.cardinality()) * batch_size
-    first = train_images / min(pipeline, training) + val_images / validation
-    later = train_images / training + val_images / validation
-    return {
-        "pipeline_images_per_second": pipeline,
-        "training_images_per_second": training,
-        "validation_images_per_second": validation,
-        "first_epoch_limited_by": "input pipeline" if pipeline < training else "model",
-        "minutes_first_epoch": first / 60,
-        "minutes_per_later_epoch": later / 60,
-        "epochs": epochs,
-        "minutes_total": (first + (epochs - 1) * later) / 60,
-        **step_settings(model),
-        "peak_memory_mb": hardware.peak_memory_mb(),
-        "peak_memory_of": hardware.memory_device() or "process (RSS)",
-    }
-
-
-def step_settings(model):
-    """What a training model's step runs with: precision, XLA, the augmentation's name."""
-    augmentation = model.augmentation
-    return {
-        "policy": model.dtype_policy.name,
-        "xla": bool(model.jit_compile),
-        "augmentation": None if augmentation is None else augmentation.name,
-    }
-
-
-def format_time_plan(plan):
-    """The time plan as a few lines for a learner."""
-    step = (f"{plan['policy']}, XLA {'on' if plan['xla'] else 'off'}, "
-            f"augmentation {'in the step' if plan['augmentation'] else 'off'}")  # fmt: skip
-    return "\n".join([
-        f"input pipeline (epoch 1, decoding): {plan['pipeline_images_per_second']:,.0f} img/s",
-        f"training step:                      {plan['training_images_per_second']:,.1f} img/s"
-        f" ({step})",
-        f"validation step:                    {plan['validation_images_per_second']:,.1f} img/s",
-        f"epoch 1 is limited by the {plan['first_epoch_limited_by']}; later epochs by the model",
-        f"minutes: epoch 1 {plan['minutes_first_epoch']:,.1f}, then "
-        f"{plan['minutes_per_later_epoch']:,.1f} per epoch; all {plan['epochs']} epochs "
-        f"{plan['minutes_total']:,.0f} ({plan['minutes_total'] / 60:,.1f} h)",
-        f"peak memory ({plan['peak_memory_of']}): {plan['peak_memory_mb']:,.0f} MB",
-    ])  # fmt: skip
-
-
-def estimate(data_dir, config):
-    """Train nothing and write nothing: the time plan (``time_plan``) of the run ``config``,
-    measured on a few steps of the input pipeline and of the model on this machine."""
-    split_dir = find_split(data_dir)
-    keras.utils.set_random_seed(config.seed)
-    strategy = pick_strategy()
-    global_batch = global_batch_size(strategy, config.batch_size)
-    registered = hardware.custom_gradients()
-    try:
-        with global_policy(pick_precision(config.precision)):
-            model, val_data, steps_per_epoch = build_run(split_dir, config, strategy, global_batch)
-            decoding = make_dataset(split_dir, "train", config.image_size, global_batch,
-                                    cache=False)  # fmt: skip
-            return time_plan(model, decoding, val_data, steps_per_epoch, config.epochs)
-    finally:
-        model = val_data = decoding = None
-        hardware.release_memory(registered)
 
 
 def train(data_dir, out_dir, config=None, callbacks=(), verbose=1):

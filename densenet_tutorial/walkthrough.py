@@ -11,13 +11,11 @@
 The tests check that each gives what the full version gives.
 """
 
-import math
-
 import keras
 import tensorflow as tf
 
 from densenet_tutorial.data import augmentation, make_dataset, read_split
-from densenet_tutorial.data.pipeline import training_epochs
+from densenet_tutorial.data.pipeline import training_epochs, training_steps
 from densenet_tutorial.model import build_densenet
 from densenet_tutorial.training import (
     SEED,
@@ -35,13 +33,13 @@ def train_in_brief(split_dir, blocks, growth_rate, image_size, batch_size, epoch
     ``augment``: the augmentation layer (None: ``augmentation(seed)``, the one ``train``
     uses); ``steps_per_epoch`` caps the training steps of an epoch (quick mode). The training
     images come epoch after epoch, each epoch in the order its number and the seed give it
-    (``training_epochs``), so ``fit`` is told how many steps make an epoch.
+    (``training_epochs``), in full batches (``training_steps``), so ``fit`` is told how many
+    steps make an epoch.
     """
     keras.utils.set_random_seed(seed)
     strategy = pick_strategy()  # one replica per GPU; a CPU is one replica
     global_batch = batch_size * strategy.num_replicas_in_sync  # each replica gets batch_size
-    steps = math.ceil(len(read_split(split_dir, "train")[1]) / global_batch)
-    steps = min(steps, steps_per_epoch or steps)
+    steps = training_steps(len(read_split(split_dir, "train")[1]), global_batch, steps_per_epoch)
     train = training_epochs(split_dir, range(epochs), image_size, global_batch, seed, steps)
     val = make_dataset(split_dir, "val", image_size, global_batch)
     test = make_dataset(split_dir, "test", image_size, global_batch)

@@ -1,6 +1,8 @@
 """What several test modules share: stopping and watching a ``fit``, damaging a file as a
-cut-off write leaves it, and the folder of the ``google.colab`` stand-in."""
+cut-off write leaves it, a small generated split, and the folder of the ``google.colab``
+stand-in."""
 
+import warnings
 from pathlib import Path
 
 import keras
@@ -42,3 +44,15 @@ def second_half_zeros(path):
     zeros where its second half should be."""
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2] + bytes(len(data) - len(data) // 2))
+
+
+def small_split(base):
+    """100 training, 20 validation and 20 test images, generated in ``base``; its data folder."""
+    from densenet_tutorial.data import prepare, synthesize
+
+    synthesize(base / "source", per_class=70, size=(96, 72))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "fewer than 25,000 images"
+        prepare(source=base / "source", out=base / "data", val_per_class=10, test_per_class=10,
+                progress=False, workers=1)  # fmt: skip
+    return base / "data"

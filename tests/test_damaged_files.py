@@ -16,6 +16,7 @@ from helpers import StopAfter
 
 from densenet_tutorial import checkpoints, notebooks, training
 from densenet_tutorial.cli import main
+from densenet_tutorial.config import RunConfig, run_config
 from densenet_tutorial.data import synthesize
 from densenet_tutorial.data.files import read_csv, read_json
 from densenet_tutorial.data.verify import CACHE_FIELDS
@@ -24,7 +25,7 @@ from densenet_tutorial.evaluate import read_history
 DAMAGES = {"text": b"a few words\n", "not UTF-8": b"\xff\xfe\x80 \xc3\x28 binary\x00\n"}
 PREPARE = ["--val-per-class", "6", "--test-per-class", "6"]
 TRAIN = ["--quick", "--epochs", "2", "--image-size", "32", "--blocks", "1,1"]
-SETTINGS = dict(quick=True, epochs=2, image_size=32, blocks=(1, 1))  # TRAIN, for train()
+SETTINGS = run_config(True, epochs=2, image_size=32, blocks=(1, 1))  # TRAIN, for train()
 
 
 def prepare(base):
@@ -54,8 +55,7 @@ def stopped(finished, tmp_path_factory):
     base = tmp_path_factory.mktemp("stopped")
     shutil.copytree(finished / "data", base / "data")
     with pytest.raises(KeyboardInterrupt):
-        training.train(base / "data", base / "run", callbacks=[StopAfter(0)], verbose=0,
-                       **SETTINGS)  # fmt: skip
+        training.train(base / "data", base / "run", SETTINGS, callbacks=[StopAfter(0)], verbose=0)
     return base
 
 
@@ -184,16 +184,16 @@ def test_a_stopped_run_with_a_damaged_file_resumes_after_its_last_epoch(
 
 @pytest.mark.parametrize("damage", DAMAGES)
 def test_a_damaged_record_of_the_last_run_is_set_aside(tmp_path, capsys, damage):
-    notebooks.remember_run(tmp_path, False, {"growth_rate": 12})
-    assert notebooks.trained_settings(tmp_path, False)["growth_rate"] == 12
+    notebooks.remember_run(tmp_path, run_config(growth_rate=12))
+    assert notebooks.trained_settings(tmp_path, False).growth_rate == 12
     record = notebooks.last_run_file(tmp_path, False)
     record.write_bytes(DAMAGES[damage])
     settings = notebooks.trained_settings(tmp_path, False)
-    assert settings["growth_rate"] == notebooks.FULL["growth_rate"]  # the recipe's
+    assert settings.growth_rate == RunConfig().growth_rate  # the recipe's
     assert "is damaged" in capsys.readouterr().out
     assert aside(tmp_path, record.name).read_bytes() == DAMAGES[damage]
-    notebooks.remember_run(tmp_path, False, {"growth_rate": 12})  # 03 records it again
-    assert notebooks.trained_settings(tmp_path, False)["growth_rate"] == 12
+    notebooks.remember_run(tmp_path, run_config(growth_rate=12))  # 03 records it again
+    assert notebooks.trained_settings(tmp_path, False).growth_rate == 12
 
 
 def test_a_finished_run_whose_best_network_is_gone_saves_its_last_one(finished, tmp_path, capsys):
