@@ -295,6 +295,16 @@ def training_data(split_dir, settings, global_batch, steps_per_epoch, first_epoc
                            seed=settings["seed"], steps_per_epoch=steps_per_epoch)  # fmt: skip
 
 
+def first_minutes(model, images):
+    """The line said before ``fit`` starts: what the first minutes of the run are spent on."""
+    compile_ = "compiled with XLA" if model.jit_compile else "traced"
+    return (
+        f"Before the first progress: the training step is {compile_} (on a GPU with XLA, "
+        f"minutes), and the first epoch decodes its {images:,} photos as it goes (each once; "
+        f"later epochs read them from memory)."
+    )
+
+
 def train(data_dir, out_dir, config=None, callbacks=(), verbose=1):
     """Train a DenseNet on the split ``prepare`` wrote; return the test metrics.
 
@@ -335,6 +345,8 @@ def train(data_dir, out_dir, config=None, callbacks=(), verbose=1):
                 write_config(out_dir, settings, record)
             if done < config.epochs:  # a finished run trains no further
                 train_data = training_data(split_dir, settings, global_batch, steps_per_epoch, done)
+                if verbose:
+                    print(first_minutes(model, steps_per_epoch * global_batch))
                 model.fit(
                     train_data,
                     validation_data=val_data,

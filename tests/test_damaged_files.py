@@ -24,8 +24,8 @@ from densenet_tutorial.evaluate import read_history
 
 DAMAGES = {"text": b"a few words\n", "not UTF-8": b"\xff\xfe\x80 \xc3\x28 binary\x00\n"}
 PREPARE = ["--val-per-class", "6", "--test-per-class", "6"]
-TRAIN = ["--quick", "--epochs", "2", "--image-size", "32", "--blocks", "1,1"]
-SETTINGS = run_config(True, epochs=2, image_size=32, blocks=(1, 1))  # TRAIN, for train()
+TRAIN = ["--quick", "--epochs", "2", "--image-size", "32", "--blocks", "1,1", "--batch-size", "8"]
+SETTINGS = run_config(True, epochs=2, image_size=32, blocks=(1, 1), batch_size=8)  # TRAIN
 
 
 def prepare(base):

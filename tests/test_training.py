@@ -494,3 +494,11 @@ def test_deterministic_ops_last_only_for_the_run_that_asked_for_them():
     assert not config.is_op_determinism_enabled()
     with training.op_determinism(False):
         assert not config.is_op_determinism_enabled()
+
+
+def test_the_first_minutes_are_said_before_fit(split, tmp_path, capsys):
+    training.train(split, tmp_path / "said", TINY, verbose=1)
+    printed = capsys.readouterr().out
+    said = printed.index("Before the first progress")
+    assert said < printed.index("Epoch 1/")  # said before Keras's first progress bar
+    assert "traced" in printed[said:] or "XLA" in printed[said:]
