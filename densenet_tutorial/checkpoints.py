@@ -5,7 +5,7 @@ A resumed run must be the run that was interrupted, so the state holds everythin
 epoch depends on: the model's variables (weights, BatchNormalization's moving statistics, the
 random layers' seed states) and the optimizer's (momentum; ``iterations``, the step count that
 drives the learning-rate schedule; the loss scale of mixed float16), with the number of
-finished epochs, which fixes the next epoch's shuffle order (``data.training_epochs``).
+finished epochs, which fixes the next epoch's order (``data.pipeline.epoch_order``).
 
 Why not ``keras.callbacks.BackupAndRestore`` (``keras/src/callbacks/backup_and_restore.py``,
 the same in Keras 3.13.2 and 3.15.1): it falls back to its previous state only on ``OSError``,

@@ -4,8 +4,8 @@
 epochs; ``run_config(quick=True)`` is quick mode (``--quick``, ``QUICK = True`` in the
 notebooks), a small DenseNet on small images for a few short epochs: minutes on a 2-vCPU CPU,
 every step of the real run. ``train`` takes one and saves it in the run's ``config.json``,
-where a rerun finds it to resume (``from_saved`` reads it back). This module imports no
-TensorFlow, so the command line's help, which shows these defaults, starts at once.
+where a rerun must match it to resume (``from_saved`` reads a saved one back). This module
+imports no TensorFlow, so the command line's help, which shows these defaults, starts at once.
 """
 
 import dataclasses

@@ -23,7 +23,7 @@ from scipy.special import expit  # the sigmoid, without overflow for large logit
 from scipy.stats import binomtest
 
 from densenet_tutorial.data import CLASS_NAMES, make_dataset, read_split
-from densenet_tutorial.data.files import DamagedFile, read_csv
+from densenet_tutorial.data.files import DamagedFile, read_csv, write_atomically
 from densenet_tutorial.errors import MissingInputError
 
 MAX_MISTAKES = 16  # shown in misclassified.png: up to half of each kind
@@ -179,7 +179,7 @@ def evaluate_run(out_dir, split_dir, image_size, batch_size, strategy=None, verb
         "top_losses": [{"path": name, "label": CLASS_NAMES[label], "probability_dog": p}
                        for _, label, p, name in mistakes],
     }  # fmt: skip
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_atomically(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     if (out_dir / "history.csv").exists():  # not if it was damaged and set aside
         history = read_history(out_dir / "history.csv")
         plot_training_curves(history, out_dir / "training_curves.png")

@@ -12,7 +12,13 @@ from pathlib import Path
 
 from densenet_tutorial.config import NAMES, RUN_SETTINGS, run_config
 from densenet_tutorial.data import prepare, read_split, synthesize
-from densenet_tutorial.data.files import DamagedFile, read_json, set_aside, write_atomically
+from densenet_tutorial.data.files import (
+    DamagedFile,
+    read_json,
+    recover,
+    set_aside,
+    write_atomically,
+)
 from densenet_tutorial.errors import MissingInputError, SettingError
 from densenet_tutorial.model import depth
 
@@ -99,7 +105,7 @@ def trained_settings(runs_dir, quick, **given):
     notebook 03 and runs it finds the new model in 04 and 05 without editing them; an
     explicit value still wins.
     """
-    record = last_run_file(runs_dir, quick)
+    record = recover(last_run_file(runs_dir, quick))
     try:
         last = read_json(record) if record.exists() else {}
     except DamagedFile as damage:  # rebuilt when notebook 03 trains next

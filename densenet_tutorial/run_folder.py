@@ -19,6 +19,7 @@ from densenet_tutorial import checkpoints
 from densenet_tutorial.data.files import (
     DamagedFile,
     read_json,
+    recover,
     set_aside,
     write_atomically,
     write_then_rename,
@@ -39,7 +40,7 @@ def check_run_folder(out_dir, settings):
     aside) or missing beside a ``backup/``: ``train`` writes it again from ``settings``. Any
     other non-empty folder is left alone.
     """
-    config = out_dir / "config.json"
+    config = recover(out_dir / "config.json")  # a write cut off between its two renames
     if config.exists():
         try:
             saved = read_json(config, keys=("settings",))["settings"]

@@ -26,6 +26,7 @@ import keras
 
 from densenet_tutorial import hardware, training
 from densenet_tutorial.config import RunConfig
+from densenet_tutorial.errors import RunError
 
 
 def seconds(call):
@@ -50,7 +51,7 @@ def time_plan(model, stream, val_data, steps_per_epoch, epochs, steps=5):
     it.
     Minutes: the first epoch waits for its first batch, pays the compiles (the step's first
     call minus a steady call) and runs at the slower of decoding and training; later epochs
-    read the cache and run at the model's pace.
+    read the decoded images from memory and run at the model's pace.
     """
     hardware.reset_peak_memory()
     start = time.perf_counter()
@@ -134,7 +135,6 @@ def estimate(data_dir, config=None, steps=5):
 
     config = config or RunConfig()
     split_dir = training.find_split(data_dir)
-    settings = training.recorded_settings(split_dir, config)
     keras.utils.set_random_seed(config.seed)
     strategy = training.pick_strategy()
     policy = training.pick_precision(config.precision)
@@ -147,12 +147,12 @@ def estimate(data_dir, config=None, steps=5):
             )
 
             def stream():
-                return training.training_data(split_dir, settings, global_batch,
+                return training.training_data(split_dir, config, global_batch,
                                               steps_per_epoch, 0)  # fmt: skip
 
             return time_plan(model, stream, val_data, steps_per_epoch, config.epochs, steps)
     except tf.errors.ResourceExhaustedError as error:
-        raise training.RunError(training.out_of_memory_message(config, global_batch)) from error
+        raise RunError(training.out_of_memory_message(config, global_batch)) from error
     finally:
         model = val_data = None  # the plan's model and decoded images
         hardware.release_memory(registered)

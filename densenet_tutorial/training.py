@@ -26,6 +26,7 @@ import keras
 from densenet_tutorial import checkpoints, hardware
 from densenet_tutorial.config import RunConfig
 from densenet_tutorial.data import PARTS, augmentation, make_dataset, read_split
+from densenet_tutorial.data.files import recover
 from densenet_tutorial.data.pipeline import training_epochs, training_steps
 from densenet_tutorial.errors import MissingInputError, RunError
 from densenet_tutorial.evaluate import evaluate_run
@@ -209,7 +210,7 @@ def find_split(data_dir):
     """The ``splits`` folder of ``prepare``'s output ``data_dir`` (or ``data_dir`` itself)."""
     data_dir = Path(data_dir)
     split_dir = data_dir if (data_dir / "train.csv").exists() else data_dir / "splits"
-    if not (split_dir / "train.csv").exists():
+    if not recover(split_dir / "train.csv").exists():
         raise MissingInputError(
             f"No split in {split_dir}: run `python -m densenet_tutorial prepare --out {data_dir}` "
             f"first, and pass the same folder as --data."
@@ -287,12 +288,12 @@ def build_run(split_dir, config, strategy, global_batch):
     return model, val_data, steps_per_epoch
 
 
-def training_data(split_dir, settings, global_batch, steps_per_epoch, first_epoch):
+def training_data(split_dir, config, global_batch, steps_per_epoch, first_epoch):
     """The training batches of epochs ``first_epoch`` (0-based) to the last, each epoch in the
     order its number and the seed give it (``data.pipeline.training_epochs``)."""
-    epochs = range(first_epoch, settings["epochs"])
-    return training_epochs(split_dir, epochs, settings["image_size"], global_batch,
-                           seed=settings["seed"], steps_per_epoch=steps_per_epoch)  # fmt: skip
+    epochs = range(first_epoch, config.epochs)
+    return training_epochs(split_dir, epochs, config.image_size, global_batch,
+                           seed=config.seed, steps_per_epoch=steps_per_epoch)  # fmt: skip
 
 
 def first_minutes(model, images):
@@ -344,9 +345,9 @@ def train(data_dir, out_dir, config=None, callbacks=(), verbose=1):
                               xla=bool(model.jit_compile))  # fmt: skip
                 write_config(out_dir, settings, record)
             if done < config.epochs:  # a finished run trains no further
-                train_data = training_data(split_dir, settings, global_batch, steps_per_epoch, done)
+                train_data = training_data(split_dir, config, global_batch, steps_per_epoch, done)
                 if verbose:
-                    print(first_minutes(model, steps_per_epoch * global_batch))
+                    print(first_minutes(model, len(read_split(split_dir, "train")[1])))
                 model.fit(
                     train_data,
                     validation_data=val_data,

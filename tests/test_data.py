@@ -476,3 +476,22 @@ def test_synthetic_classes_differ_only_in_the_animal_as_documented(tmp_path):
         mask = cv2.imread(str(mask_path(tmp_path / "masks", path)), cv2.IMREAD_GRAYSCALE)
         image = cv2.imread(str(tmp_path / "images" / path))
         assert mask.shape == image.shape[:2] and set(np.unique(mask)) <= {0, 255}
+
+
+def test_a_split_and_a_run_cut_off_between_renames_are_found_again(synthetic_split, tmp_path):
+    """``recover`` where the files are looked up, not where they are written: a runtime cut
+    off between the two renames of ``write_then_rename`` leaves ``.NAME.old`` only."""
+    from densenet_tutorial.errors import SettingError
+    from densenet_tutorial.run_folder import check_run_folder
+
+    split = shutil.copytree(synthetic_split, tmp_path / "splits")
+    rows = read_split(split, "train")
+    for name in ("meta.json", "train.csv"):
+        (split / name).rename(split / f".{Path(name).stem}.old{Path(name).suffix}")
+    assert read_split(split, "train") == rows and (split / "meta.json").exists()
+    run = tmp_path / "run"
+    write_atomically(run / "config.json", json.dumps({"settings": {"epochs": 2}}))
+    (run / "config.json").rename(run / ".config.old.json")
+    assert check_run_folder(run, {"epochs": 2}) is True  # resumed, the settings compared
+    with pytest.raises(SettingError, match="epochs: 2 -> 3"):
+        check_run_folder(run, {"epochs": 3})

@@ -98,7 +98,11 @@ def test_quick_recipe_learns_real_photos(quick_run):
     assert metrics["accuracy"] >= ACCURACY_FLOOR, metrics
     assert metrics["auc"] >= AUC_FLOOR, metrics
     low, high = metrics["accuracy_interval"]
-    assert low < metrics["accuracy"] < high and high - low < 0.12  # 321 photos: about +-0.05
+    p, n, z = metrics["accuracy"], metrics["images"], 1.959964  # Wilson's score interval
+    centre, half = (p + z * z / (2 * n)), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert (low, high) == pytest.approx(
+        ((centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)), abs=1e-9
+    )
 
 
 def test_top_losses_are_confident_mistakes_of_both_kinds(quick_run):

@@ -14,7 +14,7 @@ epoch the same.
 The random augmentation is *not* part of this pipeline: ``augment.augmentation()`` is applied
 inside the training step (``densenet_tutorial.training.AugmentedModel``), on the GPU that
 trains. On two CPU cores (a Colab runtime's) Keras augmentation layers in ``tf.data`` managed
-66-198 images/s at 224 px, fewer than a GPU trains; from the cache this pipeline delivers
+66-198 images/s at 224 px, fewer than a GPU trains; from memory this pipeline delivers
 thousands (see ``docs/benchmarks.md``).
 """
 

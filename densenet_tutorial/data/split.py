@@ -26,6 +26,7 @@ from densenet_tutorial.data.files import (
     DamagedFile,
     read_csv,
     read_json,
+    recover,
     set_aside,
     write_atomically,
     write_csv,
@@ -170,6 +171,8 @@ def read_split(split_dir, part):
     split_dir = Path(split_dir)
     if part not in PARTS:
         raise SettingError(f"part must be one of {', '.join(PARTS)}, not {part!r}.")
+    for name in ("meta.json", f"{part}.csv"):  # a write cut off between its two renames
+        recover(split_dir / name)
     if not (split_dir / "meta.json").exists():
         raise MissingInputError(
             f"No split in {split_dir}: run `python -m densenet_tutorial prepare` first."
